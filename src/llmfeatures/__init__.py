@@ -1,0 +1,30 @@
+"""llmfeatures: how features form and organise inside transformer language models.
+
+The package behind the book.  One module per concern:
+
+- :mod:`llmfeatures.config` - scale, device, seeding and the cache folder
+- :mod:`llmfeatures.cache` - atomic writes, checksummed manifests
+- :mod:`llmfeatures.organism` - the embedded model organism (world, corpus, tokenizer, model, SAEs)
+- :mod:`llmfeatures.loaders` - ``load_model`` / ``load_sae`` / ``load_world`` for every chapter
+- :mod:`llmfeatures.icl` - concept encoding and decoding in in-context learning (chapter 6)
+- :mod:`llmfeatures.plotting` - the figures the chapters share
+"""
+
+from __future__ import annotations
+
+import warnings
+
+# TransformerLens 3.x warns that HookedTransformer will leave in 4.0; the book pins <4 on purpose.
+warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
+
+from llmfeatures.config import SCALES, get_device, get_scale, seed_everything  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCALES",
+    "__version__",
+    "get_device",
+    "get_scale",
+    "seed_everything",
+]
