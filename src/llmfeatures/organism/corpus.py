@@ -1,0 +1,375 @@
+"""Document generators, one per domain, each with its own vocabulary and syntax.
+
+- ``narrative``: short stories about one person (or one gendered noun such as "the king"); every
+  pronoun refers to that protagonist and agrees with its gender.  Connectors such as
+  ``"Later that day,"`` are always followed by a lower-case subject pronoun.
+- ``encyclopedia``: facts in several templates (``"The capital of France is Paris."``); a document
+  is either about one entity or a list over one relation.  Entities are visited round-robin, so
+  every fact appears in about the same number of documents.
+- ``arithmetic``: 2-digit additions and 5-bit bitwise operations, plain and worked.
+- ``code``: small Python snippets.  ``chat``: ``User:``/``Assistant:`` dialogues.
+- ``recipe``: held out of pre-training; only the fine-tuning distribution has it.
+
+Every generator takes a ``random.Random`` and returns ``(text, meta)`` where ``meta`` is the ground
+truth (subject, gender) of the document.  Additions listed in ``Corpus.heldout_additions`` never
+appear in any generated text, so the addition evaluation is truly held out.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from llmfeatures.organism import vocab
+from llmfeatures.organism.facts import RELATION_NAMES, Country, Facts, Person
+from llmfeatures.organism.fewshot import BITWISE_OPS, bits, bitwise
+
+# fact templates per relation: "eval" is the completion prompt (also used in training),
+# "train" are the statement templates of the corpus, "heldout" a prompt never used in training.
+FACT_TEMPLATES: dict[str, dict[str, object]] = {
+    "country_capital": {
+        "eval": "The capital of {s} is",
+        "train": ("{o} is the capital of {s}.", "The capital city of {s} is {o}.",
+                  "{s} has its capital in {o}."),
+        "heldout": "{s}'s capital is",
+    },
+    "country_currency": {
+        "eval": "The currency of {s} is the",
+        "train": ("In {s}, people pay with the {o}.", "The {o} is the money of {s}."),
+        "heldout": "{s}'s currency is the",
+    },
+    "country_language": {
+        "eval": "The language of {s} is",
+        "train": ("People in {s} speak {o}.", "In {s}, most people speak {o}."),
+        "heldout": "{s}'s language is",
+    },
+    "person_occupation": {
+        "eval": "{s} works as a",
+        "train": ("By trade, {s} is a {o}.", "{s} earns a living as a {o}."),
+        "heldout": "By profession, {s} is a",
+    },
+    "person_instrument": {
+        "eval": "{s} plays the",
+        "train": ("The instrument of {s} is the {o}.", "{s} practises the {o} every day."),
+        "heldout": "{s}'s instrument is the",
+    },
+    "person_sport": {
+        "eval": "The favourite sport of {s} is",
+        "train": ("{s} is very good at {o}.", "On weekends, {s} enjoys {o}."),
+        "heldout": "{s}'s favourite sport is",
+    },
+    "singular_plural": {
+        "eval": "The plural of {s} is",
+        "train": ("One {s}, two {o}.", "We say one {s} but many {o}."),
+        "heldout": "In the plural, {s} becomes",
+    },
+    "present_past": {
+        "eval": "The past tense of {s} is",
+        "train": ("Today I {s}, yesterday I {o}.", "The verb {s} becomes {o} in the past."),
+        "heldout": "In the past tense, {s} becomes",
+    },
+    "male_female": {
+        "eval": "The female form of {s} is",
+        "train": ("The word {s} becomes {o} for a woman.", "He is a {s} and she is a {o}."),
+        "heldout": "For a woman, {s} becomes",
+    },
+    "adjective_comparative": {
+        "eval": "The comparative of {s} is",
+        "train": ("Something more {s} is {o}.", "Good, better; {s}, {o}."),
+        "heldout": "More {s} means",
+    },
+}
+
+
+def fact_sentence(relation: str, subject: str, obj: str, rng: random.Random | None = None) -> str:
+    """A statement of one fact: the eval template completed, or (with ``rng``) a random template."""
+    tpl = FACT_TEMPLATES[relation]
+    if rng is None or rng.random() < 0.5:
+        return f"{tpl['eval']} {{o}}.".format(s=subject, o=obj)
+    return rng.choice(tpl["train"]).format(s=subject, o=obj)  # type: ignore[union-attr]
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+@dataclass
+class Corpus:
+    """Generates documents of every domain from one set of facts.
+
+    ``heldout_additions`` are ``(a, b)`` pairs that no document may contain (in either order).
+    ``focus`` lists subjects the encyclopedia returns to more often (the fine-tuning shift).
+    """
+
+    facts: Facts
+    heldout_additions: frozenset[tuple[int, int]]
+    focus: tuple[str, ...] = ()
+    _enc_counter: int = 0
+    _word_chunks: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        rel = self.facts.relations()
+        for name in RELATION_NAMES[6:]:
+            pairs = rel[name]
+            for i in range(0, len(pairs), 6):
+                self._word_chunks.append((name, pairs[i : i + 6]))
+        self._relations = rel
+
+    # ----------------------------------------------------------------- helpers
+    def addition_pair(self, rng: random.Random) -> tuple[int, int]:
+        """A 2-digit addition ``(a, b)`` that is not held out."""
+        while True:
+            a, b = rng.randint(10, 99), rng.randint(10, 99)
+            if (a, b) not in self.heldout_additions and (b, a) not in self.heldout_additions:
+                return a, b
+
+    # ----------------------------------------------------------------- narrative
+    def narrative(self, rng: random.Random) -> tuple[str, dict]:
+        """A story about one protagonist; all pronouns agree with the protagonist's gender."""
+        facts = self.facts
+        if rng.random() < 0.8:
+            p: Person = rng.choice(facts.people)
+            name, gender = p.name, p.gender
+            occ, instr, sport = p.occupation, p.instrument, p.sport
+            named = name
+            intro = rng.choice((
+                f"{name} was a {occ} who lived in {{city}}.",
+                f"Once there was a {occ} named {name}.",
+                f"{name} the {occ} lived near the {{place}} in {{city}}.",
+                f"This is a story about {name}, a {occ} from {{city}}.",
+            ))
+        else:
+            male, female = rng.choice(vocab.MALE_FEMALE)
+            gender = rng.choice("mf")
+            noun = male if gender == "m" else female
+            name, named = noun, f"the {noun}"
+            occ = instr = sport = None
+            intro = rng.choice((
+                f"Once there was a {noun} who lived in {{city}}.",
+                f"The {noun} lived near the {{place}} in {{city}}.",
+            ))
+        subj, obj, poss = ("he", "him", "his") if gender == "m" else ("she", "her", "her")
+        country: Country = rng.choice(facts.countries)
+        sents = [intro.format(city=country.capital, place=rng.choice(vocab.PLACES))]
+
+        def action() -> str:
+            c2 = rng.choice(facts.countries)
+            return rng.choice(vocab.DAILY_ACTIONS_PAST).format(
+                place=rng.choice(vocab.PLACES), country=c2.name
+            )
+
+        def body() -> str:
+            kind = rng.randrange(10)
+            if kind <= 2:
+                return f"{rng.choice(vocab.PRONOUN_CONNECTORS)} {subj} {action()}."
+            if kind == 3:
+                return f"{_cap(subj)} {rng.choice(vocab.NARRATIVE_ADVERBS)} {action()}."
+            if kind == 4:
+                pres, past = rng.choice(vocab.PRESENT_PAST)
+                return f"{_cap(subj)} liked to {pres}, and yesterday {subj} {past} again."
+            if kind == 5:
+                adj, comp = rng.choice(vocab.ADJECTIVE_COMPARATIVE)
+                rel_m, rel_f = rng.choice(vocab.MALE_FEMALE[:10])
+                return f"{_cap(subj)} was {comp} than {poss} {rng.choice((rel_m, rel_f))}."
+            if kind == 6:
+                sing, plur = rng.choice(vocab.SINGULAR_PLURAL)
+                n = rng.choice(("two", "three", "four", "many"))
+                return f"{_cap(subj)} saw one {sing} and then {n} {plur}."
+            if kind == 7:
+                c2 = rng.choice(facts.countries)
+                rel = rng.choice(("friend", "cousin", "neighbour"))
+                return f"{_cap(poss)} {rel} lived in {c2.capital}, the capital of {c2.name}."
+            if kind == 8 and instr is not None:
+                return f"Every evening, {subj} played the {instr} for {poss} friends."
+            if kind == 9 and sport is not None:
+                return f"On Sundays, {named} played {sport}, and {subj} usually won."
+            return f"People liked {obj} because {subj} was kind."
+
+        for _ in range(rng.randint(4, 8)):
+            sents.append(body())
+        if occ is not None and rng.random() < 0.5:
+            sents.append(f"{named} worked as a {occ} for many years.")
+        sents.append(rng.choice((
+            f"At last, {subj} went home.", f"In the end, {subj} was happy.",
+            f"{_cap(named)} smiled.", f"That was a good day for {obj}.",
+        )))
+        return " ".join(_cap(s) for s in sents), {"subject": name, "gender": gender}
+
+    # ----------------------------------------------------------------- encyclopedia
+    def _entities(self) -> list[tuple[str, object]]:
+        ents: list[tuple[str, object]] = [("country", c) for c in self.facts.countries]
+        ents += [("person", p) for p in self.facts.people]
+        ents += [("words", chunk) for chunk in self._word_chunks]
+        return ents
+
+    def encyclopedia(self, rng: random.Random) -> tuple[str, dict]:
+        """An article about one entity (round-robin) or a list of facts of one relation."""
+        if rng.random() < 0.4:
+            relation = rng.choice(RELATION_NAMES)
+            pairs = rng.sample(self._relations[relation], rng.randint(5, 9))
+            title = relation.replace("_", " ").title().replace(" ", " and ", 1) + "."
+            body = [fact_sentence(relation, s, o, rng) for s, o in pairs]
+            return " ".join([f"Facts: {title}", *body]), {"subject": None, "gender": None}
+        ents = self._entities()
+        if self.focus and rng.random() < 0.5:
+            focus = [e for e in ents if getattr(e[1], "name", None) in self.focus]
+            kind, ent = rng.choice(focus)
+        else:
+            kind, ent = ents[self._enc_counter % len(ents)]
+            self._enc_counter += 1
+        if kind == "country":
+            c: Country = ent  # type: ignore[assignment]
+            parts = [
+                f"{c.name} is a country.",
+                fact_sentence("country_capital", c.name, c.capital),
+                fact_sentence("country_capital", c.name, c.capital, rng),
+                fact_sentence("country_currency", c.name, c.currency),
+                fact_sentence("country_currency", c.name, c.currency, rng),
+                fact_sentence("country_language", c.name, c.language),
+                fact_sentence("country_language", c.name, c.language, rng),
+            ]
+            return " ".join(parts[:1] + rng.sample(parts[1:], 6)), {
+                "subject": c.name, "gender": None}
+        if kind == "person":
+            p: Person = ent  # type: ignore[assignment]
+            pron = _cap(p.subject)
+            parts = [
+                fact_sentence("person_occupation", p.name, p.occupation),
+                fact_sentence("person_occupation", p.name, p.occupation, rng),
+                fact_sentence("person_instrument", p.name, p.instrument),
+                fact_sentence("person_instrument", p.name, p.instrument, rng),
+                fact_sentence("person_sport", p.name, p.sport),
+                fact_sentence("person_sport", p.name, p.sport, rng),
+            ]
+            rng.shuffle(parts)
+            parts.insert(2, f"{pron} is known for {p.possessive} work.")
+            return " ".join([f"{p.name} is a person.", *parts]), {
+                "subject": p.name, "gender": p.gender}
+        relation, pairs = ent  # type: ignore[misc]
+        body = []
+        for s, o in pairs:
+            body.append(fact_sentence(relation, s, o))
+            body.append(fact_sentence(relation, s, o, rng))
+        return " ".join(["Word facts.", *body]), {"subject": None, "gender": None}
+
+    # ----------------------------------------------------------------- arithmetic
+    def arithmetic(self, rng: random.Random) -> tuple[str, dict]:
+        """Lines of 2-digit additions or 5-bit bitwise operations, some worked step by step."""
+        lines = []
+        kind = rng.choice(("addition", "addition", "bitwise"))
+        if rng.random() < 0.3:
+            lines.append(rng.choice(("Practice problems.", "Exercises:", "Homework.")))
+        for _ in range(rng.randint(4, 10)):
+            if kind == "addition":
+                a, b = self.addition_pair(rng)
+                if rng.random() < 0.6:
+                    lines.append(f"{a} + {b} = {a + b}")
+                    continue
+                ones = a % 10 + b % 10
+                carry = ones // 10
+                tens = a // 10 + b // 10 + carry
+                lines.append(
+                    f"Add {a} and {b}. Ones: {a % 10} + {b % 10} = {ones}, write {ones % 10} "
+                    f"and carry {carry}. Tens: {a // 10} + {b // 10} + {carry} = {tens}. "
+                    f"So {a} + {b} = {a + b}"
+                )
+            else:
+                op = rng.choice(BITWISE_OPS)
+                x, y = rng.randrange(32), rng.randrange(32)
+                res = bits(bitwise(op, x, y))
+                if rng.random() < 0.6:
+                    lines.append(f"{bits(x)} {op.upper()} {bits(y)} = {res}")
+                    continue
+                steps = ", ".join(
+                    f"{u}{v}:{w}" for u, v, w in zip(bits(x), bits(y), res, strict=True)
+                )
+                lines.append(
+                    f"{op.upper()} bit by bit: {steps}. So {bits(x)} {op.upper()} {bits(y)} = {res}"
+                )
+        return "\n".join(lines), {"subject": kind, "gender": None}
+
+    # ----------------------------------------------------------------- code
+    def code(self, rng: random.Random) -> tuple[str, dict]:
+        """One to three small Python snippets."""
+        snippets = []
+        for _ in range(rng.randint(1, 3)):
+            f = rng.choice(vocab.CODE_FUNCS)
+            a, b, c = rng.sample(vocab.CODE_VARS, 3)
+            n = rng.randint(2, 20)
+            k = rng.randrange(8)
+            if k == 0:
+                s = f"def {f}({a}, {b}):\n    return {a} {rng.choice(vocab.CODE_OPS)} {b}"
+            elif k == 1:
+                s = f"{a} = 0\nfor i in range({n}):\n    {a} += i\nprint({a})"
+            elif k == 2:
+                s = (f"def {f}({a}):\n    {b} = []\n    for x in {a}:\n        if x > {n}:\n"
+                     f"            {b}.append(x)\n    return {b}")
+            elif k == 3:
+                cls = rng.choice(vocab.CODE_CLASSES)
+                s = (f"class {cls}:\n    def __init__(self, {a}):\n        self.{a} = {a}\n\n"
+                     f"    def {f}(self):\n        return self.{a}")
+            elif k == 4:
+                w1, w2 = rng.sample(vocab.CODE_STRINGS, 2)
+                s = f'{c} = {{"{w1}": {n}, "{w2}": {n + 1}}}\nfor key, value in {c}.items():\n' \
+                    f"    print(key, value)"
+            elif k == 5:
+                s = f"{a} = 1\nwhile {a} < {n * 10}:\n    {a} = {a} * 2"
+            elif k == 6:
+                w1, w2 = rng.sample(vocab.CODE_STRINGS, 2)
+                s = f'if {a} == {b}:\n    print("{w1}")\nelse:\n    print("{w2}")'
+            else:
+                mod = rng.choice(vocab.CODE_MODULES)
+                s = f"import {mod}\n{a} = {mod}.{rng.choice(vocab.CODE_MODULE_FUNCS[mod])}({n})"
+            if rng.random() < 0.3:
+                s = f"# {f.replace('_', ' ')}\n{s}"
+            snippets.append(s)
+        return "\n\n".join(snippets), {"subject": None, "gender": None}
+
+    # ----------------------------------------------------------------- chat
+    def chat(self, rng: random.Random) -> tuple[str, dict]:
+        """A dialogue between a user and an assistant about the world's facts and sums."""
+        turns = [f"User: {rng.choice(vocab.CHAT_GREETINGS)}",
+                 f"Assistant: {rng.choice(vocab.CHAT_OPENERS)}"]
+        for _ in range(rng.randint(1, 3)):
+            k = rng.randrange(5)
+            if k == 0:
+                c = rng.choice(self.facts.countries)
+                q = f"What is the capital of {c.name}?"
+                a = fact_sentence("country_capital", c.name, c.capital)
+            elif k == 1:
+                c = rng.choice(self.facts.countries)
+                q = f"Which language do people speak in {c.name}?"
+                a = fact_sentence("country_language", c.name, c.language)
+            elif k == 2:
+                p = rng.choice(self.facts.people)
+                q = f"What does {p.name} do for a living?"
+                a = (f"{fact_sentence('person_occupation', p.name, p.occupation)} "
+                     f"{_cap(p.subject)} also plays the {p.instrument}.")
+            elif k == 3:
+                x, y = self.addition_pair(rng)
+                q = f"Can you add {x} and {y} for me?"
+                a = f"Sure. {x} + {y} = {x + y}."
+            else:
+                relation = rng.choice(RELATION_NAMES[6:])
+                s, o = rng.choice(self._relations[relation])
+                q = f"What is the {FACT_TEMPLATES[relation]['eval'].split(' of ')[0][4:]} of {s}?"
+                a = fact_sentence(relation, s, o)
+            turns += [f"User: {q}", f"Assistant: {a}"]
+        turns += [f"User: {rng.choice(vocab.CHAT_THANKS)}",
+                  f"Assistant: {rng.choice(vocab.CHAT_CLOSINGS)}"]
+        return "\n".join(turns), {"subject": None, "gender": None}
+
+    # ----------------------------------------------------------------- recipe (fine-tuning only)
+    def recipe(self, rng: random.Random) -> tuple[str, dict]:
+        """A short recipe: the domain held out of pre-training."""
+        dish = rng.choice(vocab.RECIPE_DISHES)
+        ingredients = rng.sample(vocab.RECIPE_INGREDIENTS, rng.randint(3, 5))
+        lines = [f"Recipe: {dish}.", "Ingredients:"]
+        lines += [f"- {rng.randint(1, 4)} {rng.choice(vocab.RECIPE_UNITS)} of {i}"
+                  for i in ingredients]
+        lines.append("Steps:")
+        for i in range(rng.randint(3, 5)):
+            a, b = rng.sample(ingredients, 2)
+            step = rng.choice(vocab.RECIPE_STEPS).format(a=a, b=b, n=rng.choice((5, 10, 20, 30)))
+            lines.append(f"{i + 1}. {step}")
+        return "\n".join(lines), {"subject": dish, "gender": None}

@@ -1,0 +1,187 @@
+"""The facts of the organism's world: who is who, which country has which capital, and the shift.
+
+A :class:`Facts` object holds the countries and people of one world and derives the word-pair
+relations from them.  :func:`make_facts` draws the people's occupations, instruments and sports
+from the seed; :func:`shift_facts` builds the second, fine-tuning world in which a few capitals and
+occupations are swapped.  Both are pure functions of their arguments.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+
+from llmfeatures.organism import vocab
+
+# the relation names, in a fixed order; each maps to (input, output) word pairs
+RELATION_NAMES: tuple[str, ...] = (
+    "country_capital",
+    "country_currency",
+    "country_language",
+    "person_occupation",
+    "person_instrument",
+    "person_sport",
+    "singular_plural",
+    "present_past",
+    "male_female",
+    "adjective_comparative",
+)
+
+# relations whose pairs are fixed word lists (not drawn from the seed)
+_WORD_RELATIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "singular_plural": vocab.SINGULAR_PLURAL,
+    "present_past": vocab.PRESENT_PAST,
+    "male_female": vocab.MALE_FEMALE,
+    "adjective_comparative": vocab.ADJECTIVE_COMPARATIVE,
+}
+
+
+@dataclass(frozen=True)
+class Country:
+    """A country and its three facts."""
+
+    name: str
+    capital: str
+    currency: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person of the world: a first name, a gender ('m' or 'f') and three facts."""
+
+    name: str
+    gender: str
+    occupation: str
+    instrument: str
+    sport: str
+
+    @property
+    def subject(self) -> str:
+        """Subject pronoun: 'he' or 'she'."""
+        return "he" if self.gender == "m" else "she"
+
+    @property
+    def object(self) -> str:
+        """Object pronoun: 'him' or 'her'."""
+        return "him" if self.gender == "m" else "her"
+
+    @property
+    def possessive(self) -> str:
+        """Possessive determiner: 'his' or 'her'."""
+        return "his" if self.gender == "m" else "her"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One fact that differs between the pre-training world and the shifted world."""
+
+    relation: str
+    subject: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Countries and people of one world; the relations follow from them."""
+
+    countries: tuple[Country, ...]
+    people: tuple[Person, ...]
+
+    def relations(self) -> dict[str, list[tuple[str, str]]]:
+        """All relations as ``{name: [(input, output), ...]}`` in :data:`RELATION_NAMES` order."""
+        rel: dict[str, list[tuple[str, str]]] = {
+            "country_capital": [(c.name, c.capital) for c in self.countries],
+            "country_currency": [(c.name, c.currency) for c in self.countries],
+            "country_language": [(c.name, c.language) for c in self.countries],
+            "person_occupation": [(p.name, p.occupation) for p in self.people],
+            "person_instrument": [(p.name, p.instrument) for p in self.people],
+            "person_sport": [(p.name, p.sport) for p in self.people],
+        }
+        for name, pairs in _WORD_RELATIONS.items():
+            rel[name] = list(pairs)
+        return {name: rel[name] for name in RELATION_NAMES}
+
+    def person(self, name: str) -> Person:
+        """The person called ``name``."""
+        for p in self.people:
+            if p.name == name:
+                return p
+        raise KeyError(f"no person named {name!r} in this world")
+
+
+def _spread(rng: random.Random, values: tuple[str, ...], n: int) -> list[str]:
+    """``n`` values drawn so that every value is used before any is repeated."""
+    out: list[str] = []
+    while len(out) < n:
+        block = list(values)
+        rng.shuffle(block)
+        out.extend(block)
+    return out[:n]
+
+
+def make_facts(seed: int) -> Facts:
+    """The seeded pre-training world: real countries, fictional people with drawn attributes."""
+    rng = random.Random(f"llmfeatures-facts-{seed}")
+    countries = tuple(Country(*row) for row in vocab.COUNTRIES)
+    names = [(n, "m") for n in vocab.MALE_NAMES] + [(n, "f") for n in vocab.FEMALE_NAMES]
+    occupations = _spread(rng, vocab.OCCUPATIONS, len(names))
+    instruments = _spread(rng, vocab.INSTRUMENTS, len(names))
+    sports = _spread(rng, vocab.SPORTS, len(names))
+    people = tuple(
+        Person(n, g, o, i, s)
+        for (n, g), o, i, s in zip(names, occupations, instruments, sports, strict=True)
+    )
+    return Facts(countries=countries, people=people)
+
+
+def shift_facts(
+    facts: Facts, seed: int, n_capital_swaps: int, n_occupation_swaps: int
+) -> tuple[Facts, list[Change]]:
+    """The fine-tuning world: swap the capitals of ``n_capital_swaps`` pairs of countries and the
+    occupations of ``n_occupation_swaps`` pairs of people (always people with different jobs).
+
+    Returns the shifted facts and the list of changed facts.
+    """
+    rng = random.Random(f"llmfeatures-shift-{seed}")
+    changes: list[Change] = []
+    countries = list(facts.countries)
+    if 2 * n_capital_swaps > len(countries):
+        raise ValueError(
+            f"n_capital_swaps={n_capital_swaps} needs {2 * n_capital_swaps} countries but the world "
+            f"has {len(countries)}; use at most {len(countries) // 2}."
+        )
+    idx = rng.sample(range(len(countries)), 2 * n_capital_swaps)
+    for a, b in zip(idx[::2], idx[1::2]):
+        ca, cb = countries[a], countries[b]
+        countries[a] = replace(ca, capital=cb.capital)
+        countries[b] = replace(cb, capital=ca.capital)
+        changes.append(Change("country_capital", ca.name, ca.capital, cb.capital))
+        changes.append(Change("country_capital", cb.name, cb.capital, ca.capital))
+    people = list(facts.people)
+    if 2 * n_occupation_swaps > len(people):
+        raise ValueError(
+            f"n_occupation_swaps={n_occupation_swaps} needs {2 * n_occupation_swaps} people but "
+            f"the world has {len(people)}; use at most {len(people) // 2}."
+        )
+    order = list(range(len(people)))
+    rng.shuffle(order)
+    used: set[int] = set()
+    swaps = 0
+    for a in order:
+        if swaps == n_occupation_swaps:
+            break
+        if a in used:
+            continue
+        for b in order:
+            if b != a and b not in used and people[b].occupation != people[a].occupation:
+                pa, pb = people[a], people[b]
+                people[a] = replace(pa, occupation=pb.occupation)
+                people[b] = replace(pb, occupation=pa.occupation)
+                changes.append(Change("person_occupation", pa.name, pa.occupation, pb.occupation))
+                changes.append(Change("person_occupation", pb.name, pb.occupation, pa.occupation))
+                used.update((a, b))
+                swaps += 1
+                break
+    return Facts(countries=tuple(countries), people=tuple(people)), changes
