@@ -82,7 +82,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (all devices); return a CPU ``torch.Generator`` seeded alike."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds legacy global-state users too
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)

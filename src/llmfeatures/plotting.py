@@ -1,0 +1,94 @@
+"""Figures shared by several chapters: attention patterns, heatmaps, loss curves.
+
+Chapter-specific figures live with their chapter's module; what more than one chapter draws lives
+here, with one consistent style.  Every function takes an optional ``ax`` and returns the
+``matplotlib.axes.Axes`` it drew on, so figures compose into subplots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+
+
+def _to_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
+def plot_attention_pattern(
+    pattern: torch.Tensor | np.ndarray,
+    tokens: Sequence[str],
+    *,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Draw one head's attention pattern as a heatmap.
+
+    Parameters
+    ----------
+    pattern:
+        Attention weights, shape ``[query_pos, key_pos]`` (rows sum to one).
+    tokens:
+        The string tokens, length ``pos``; labels for both axes.
+    """
+    pat = _to_numpy(pattern)
+    if pat.ndim != 2 or pat.shape[0] != pat.shape[1]:
+        raise ValueError(f"pattern must be a square [query_pos, key_pos] matrix, got shape {pat.shape}")
+    if len(tokens) != pat.shape[0]:
+        raise ValueError(f"got {len(tokens)} tokens for a pattern over {pat.shape[0]} positions")
+    if ax is None:
+        size = max(3.0, 0.35 * len(tokens) + 1.5)
+        _, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(pat, cmap="Blues", vmin=0.0, vmax=1.0)
+    labels = [repr(t)[1:-1] for t in tokens]
+    ax.set_xticks(range(len(tokens)), labels, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(tokens)), labels, fontsize=8)
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query (attending)")
+    if title:
+        ax.set_title(title)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
+    return ax
+
+
+def plot_heatmap(
+    values: torch.Tensor | np.ndarray,
+    *,
+    xlabels: Sequence[str] | None = None,
+    ylabels: Sequence[str] | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+    cmap: str = "viridis",
+    annotate: bool = False,
+    fmt: str = ".2f",
+    ax: Axes | None = None,
+    **imshow_kwargs,
+) -> Axes:
+    """A labelled heatmap of a ``[rows, cols]`` matrix, optionally with values written in cells."""
+    mat = _to_numpy(values)
+    if mat.ndim != 2:
+        raise ValueError(f"values must be 2-D [rows, cols], got shape {mat.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4, 0.5 * mat.shape[1] + 2), max(3, 0.4 * mat.shape[0] + 1.5)))
+    im = ax.imshow(mat, cmap=cmap, aspect="auto", **imshow_kwargs)
+    if xlabels is not None:
+        ax.set_xticks(range(mat.shape[1]), list(xlabels), rotation=45, ha="right")
+    if ylabels is not None:
+        ax.set_yticks(range(mat.shape[0]), list(ylabels))
+    if annotate:
+        for i in range(mat.shape[0]):
+            for j in range(mat.shape[1]):
+                ax.text(j, i, format(mat[i, j], fmt), ha="center", va="center", fontsize=7, color="w")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.figure.colorbar(im, ax=ax)
+    return ax

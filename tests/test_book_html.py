@@ -1,0 +1,73 @@
+"""Checks on the built book (run by `make test` after `jupyter-book build`).
+
+Set ``LLMFEATURES_BOOK_HTML`` to the built ``_build/html`` folder; the Makefile does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from bs4 import BeautifulSoup
+
+from llmfeatures.nbtools import REPOSITORY
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.book
+
+
+@pytest.fixture(scope="module")
+def html_root() -> Path:
+    path = os.environ.get("LLMFEATURES_BOOK_HTML")
+    if not path:
+        pytest.skip("set LLMFEATURES_BOOK_HTML to a built book (make test does)")
+    root = Path(path)
+    assert (root / "index.html").exists(), f"no index.html in {root}: the book build failed"
+    return root
+
+
+def _pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc.get("parts", []):
+        pages += [ch["file"] for ch in part.get("chapters", [])]
+    return pages
+
+
+@pytest.mark.parametrize("page", _pages())
+def test_page_exists(html_root: Path, page: str) -> None:
+    assert (html_root / f"{page}.html").exists()
+
+
+NOTEBOOK_PAGES = [p for p in _pages() if p.startswith("notebooks/")]
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_notebook_page_executed_without_traceback(html_root: Path, page: str) -> None:
+    soup = BeautifulSoup((html_root / f"{page}.html").read_text(), "html.parser")
+    text = soup.get_text()
+    assert "Traceback (most recent call last)" not in text
+    assert not soup.select(".output.traceback, .output.error")
+    # Executed: at least one cell output is on the page.
+    assert soup.select(".cell_output"), f"{page} shows no cell output: was it executed?"
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_colab_link_points_at_main(html_root: Path, page: str) -> None:
+    html = (html_root / f"{page}.html").read_text()
+    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    links = re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', html)
+    assert links, f"{page} has no Colab launch link"
+    expected = f"https://colab.research.google.com/github/{owner_repo}/blob/main/{page}.ipynb"
+    assert expected in links, f"{page}: Colab link {links} is not {expected}"
+
+
+def test_getting_started_shows_its_figure(html_root: Path) -> None:
+    soup = BeautifulSoup((html_root / "notebooks/00_getting_started.html").read_text(), "html.parser")
+    imgs = [img for img in soup.select(".cell_output img") if img.get("src")]
+    assert imgs, "the attention-pattern figure is missing"
+    for img in imgs:
+        assert (html_root / "notebooks" / img["src"]).exists() or img["src"].startswith("data:")
