@@ -186,7 +186,9 @@ class Corpus:
             return f"People liked {obj} because {subj} was kind."
 
         for _ in range(rng.randint(4, 8)):
-            sents.append(body())
+            sent = body()
+            if sent not in sents:
+                sents.append(sent)
         if occ is not None and rng.random() < 0.5:
             sents.append(f"{named} worked as a {occ} for many years.")
         sents.append(rng.choice((

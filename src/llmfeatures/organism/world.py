@@ -49,7 +49,7 @@ class WorldConfig:
     """
 
     seed: int = 0
-    n_train_docs: int = 8000
+    n_train_docs: int = 10_000
     n_val_docs: int = 400
     n_finetune_docs: int = 1000
     n_finetune_val_docs: int = 100
@@ -98,7 +98,7 @@ class WorldConfig:
             )
 
 
-_CI_TRAIN = 1200
+_CI_TRAIN = 1500
 WORLD_PRESETS: dict[str, WorldConfig] = {
     "ci": WorldConfig(n_train_docs=_CI_TRAIN, n_val_docs=100, n_finetune_docs=200,
                       n_finetune_val_docs=40, n_heldout_additions=100),

@@ -1,0 +1,305 @@
+"""Tests of the organism's world: determinism, relations, domains, ground truth, few-shot format."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+
+from llmfeatures.organism import WORLD_PRESETS, World, WorldConfig, build_world
+from llmfeatures.organism.world import DOMAINS, SPLITS
+
+REQUIRED_RELATIONS = (
+    "country_capital", "country_currency", "country_language", "person_occupation",
+    "person_instrument", "singular_plural", "present_past", "male_female",
+    "adjective_comparative",
+)
+PRONOUN_GENDER = {"he": "m", "him": "m", "his": "m", "she": "f", "her": "f", "hers": "f"}
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return build_world(scale="ci")
+
+
+def _digest(w: World) -> str:
+    h = hashlib.sha256()
+    for split in SPLITS:
+        for text in w.texts(split):
+            h.update(text.encode())
+            h.update(b"\0")
+    return h.hexdigest()
+
+
+def _parse_items(text: str) -> list[tuple[str, str]]:
+    """Parse a few-shot document written in the training format (independent of the generator)."""
+    items = []
+    for chunk in text.split(" ; "):
+        x, sep, y = chunk.rpartition(" -> ")
+        assert sep, f"item without arrow: {chunk!r}"
+        items.append((x, y))
+    return items
+
+
+def _bitwise_reference(op: str, a: str, b: str) -> str:
+    """Bit by bit on the strings, with no integer arithmetic shared with the package."""
+    rules = {
+        "and": lambda u, v: u == v == "1", "or": lambda u, v: "1" in (u, v),
+        "xor": lambda u, v: u != v, "nand": lambda u, v: not u == v == "1",
+        "nor": lambda u, v: "1" not in (u, v), "xnor": lambda u, v: u == v,
+        "null": lambda u, v: u == "1",
+    }
+    return "".join("1" if rules[op](u, v) else "0" for u, v in zip(a, b, strict=True))
+
+
+def _check_answer(w: World, family: str, task: str, x: str, y: str) -> None:
+    if family == "relation":
+        if task == "null":
+            assert y == x
+        else:
+            assert (x, y) in set(w.relations[task])
+    elif family == "bitwise":
+        a, b = x.split()
+        assert len(a) == len(b) == 5 and set(a + b) <= {"0", "1"}
+        assert y == _bitwise_reference(task, a, b)
+    else:
+        words = x.replace(",", " ,").split()
+        if task == "null":
+            assert y == words[0]
+        else:
+            pos = dict(zip(w.lexicon.word, w.lexicon.pos))
+            first = next(word for word in words if pos.get(word) == task)
+            assert y == first
+
+
+# ---------------------------------------------------------------------------- determinism, sizes
+def test_same_config_same_texts_and_seed_changes_them(world: World) -> None:
+    again = build_world(WORLD_PRESETS["ci"])
+    assert _digest(again) == _digest(world)
+    other = build_world(WorldConfig(seed=1, n_train_docs=150, n_val_docs=20, n_finetune_docs=20,
+                                    n_finetune_val_docs=10))
+    assert other.texts("train") != build_world(
+        WorldConfig(seed=0, n_train_docs=150, n_val_docs=20, n_finetune_docs=20,
+                    n_finetune_val_docs=10)).texts("train")
+
+
+def test_split_sizes_follow_config(world: World) -> None:
+    c = world.config
+    assert len(world.documents("train")) == c.n_train_docs
+    assert len(world.documents("val")) == c.n_val_docs
+    assert len(world.documents("finetune_train")) == c.n_finetune_docs
+    assert len(world.documents("finetune_val")) == c.n_finetune_val_docs
+    chars = sum(map(len, world.texts("train")))
+    assert 100_000 < chars < 1_000_000  # ci corpus: a few hundred KB
+    assert len(set(world.texts("train"))) > 0.95 * c.n_train_docs
+
+
+# ---------------------------------------------------------------------------- relations, lexicon
+def test_relations_count_and_pairs(world: World) -> None:
+    assert len(world.relations) >= 9
+    for name in REQUIRED_RELATIONS:
+        assert name in world.relations
+    assert "person_sport" in world.relations or "person_instrument" in world.relations
+    for name, pairs in world.relations.items():
+        assert len(pairs) >= 20, name
+        assert len(set(x for x, _ in pairs)) == len(pairs), f"{name}: inputs repeat"
+        assert all(" " not in x and " " not in y for x, y in pairs), name
+
+
+def test_word_lengths_vary_within_each_relation(world: World) -> None:
+    for name, pairs in world.relations.items():
+        in_lens = [len(x) for x, _ in pairs]
+        out_lens = [len(y) for _, y in pairs]
+        assert max(in_lens) - min(in_lens) >= 3, name
+        assert max(out_lens) - min(out_lens) >= 3, name
+        diffs = {len(x) - len(y) for x, y in pairs}
+        assert len(diffs) >= 3, f"{name}: length difference nearly constant"
+
+
+def test_lexicon_ground_truth(world: World) -> None:
+    lex = world.lexicon
+    assert list(lex.columns) == ["word", "pos", "gender", "entity_type", "n_chars"]
+    assert lex.word.is_unique
+    assert (lex.n_chars == lex.word.str.len()).all()
+    by_word = lex.set_index("word")
+    for row in world.people.itertuples():
+        assert by_word.loc[row.name, "gender"] == row.gender
+        assert by_word.loc[row.name, "entity_type"] == "person"
+    for row in world.countries.itertuples():
+        assert by_word.loc[row.country, "entity_type"] == "country"
+        assert by_word.loc[row.capital, "entity_type"] == "city"
+    for m, f in world.relations["male_female"]:
+        assert (by_word.loc[m, "gender"], by_word.loc[f, "gender"]) == ("m", "f")
+    assert {"noun", "verb", "adjective", "adverb", "preposition", "pronoun"} <= set(lex.pos)
+    assert set(world.people.gender) == {"m", "f"}
+    assert len(lex) < 5000
+
+
+# ---------------------------------------------------------------------------- domains
+def test_every_domain_present_one_per_document(world: World) -> None:
+    for split in ("train", "val"):
+        docs = world.documents(split)
+        assert set(docs.domain) == set(DOMAINS)
+        assert list(docs.doc_id) == list(range(len(docs)))
+    fine = world.documents("finetune_train")
+    assert "recipe" in set(fine.domain) and "recipe" not in set(world.documents("train").domain)
+    docs = world.documents("train")
+    # each domain has its own syntax: markers of one domain do not occur in the others
+    markers = {"chat": "Assistant:", "code": "def |print\\(|import |for .* in ",
+               "fewshot": " -> ", "arithmetic": r"(?m)^(?:\d\d \+ |[01]{5} [A-Z]+ |Add \d|[A-Z]+ bit by bit)"}
+    for domain, pattern in markers.items():
+        has = docs.text.str.contains(pattern, regex=True)
+        assert has[docs.domain == domain].mean() > 0.9, domain
+        assert has[docs.domain != domain].mean() < 0.05, domain
+    few = docs[docs.domain == "fewshot"]
+    assert few.family.notna().all() and few.task.notna().all()
+    assert docs[docs.domain != "fewshot"].family.isna().all()
+    assert set(few.family) == set(world.fewshot_families)
+
+
+def test_narrative_pronouns_agree_with_protagonist(world: World) -> None:
+    docs = world.documents("train")
+    nar = docs[docs.domain == "narrative"]
+    assert len(nar) > 100
+    genders = dict(zip(world.people.name, world.people.gender))
+    with_pronoun = 0
+    for row in nar.itertuples():
+        assert row.gender in ("m", "f")
+        assert row.subject in row.text
+        if row.subject in genders:
+            assert genders[row.subject] == row.gender
+        found = [w.lower() for w in re.findall(r"[A-Za-z]+", row.text)
+                 if w.lower() in PRONOUN_GENDER]
+        assert all(PRONOUN_GENDER[p] == row.gender for p in found), row.text
+        with_pronoun += len(found) >= 3
+    assert with_pronoun / len(nar) > 0.95
+
+
+def test_facts_appear_often_and_heldout_prompts_never(world: World) -> None:
+    text = "\n".join(world.texts("train"))
+    facts = world.eval_facts()
+    assert len(facts) == sum(len(p) for p in world.relations.values())
+    counts = [text.count(p + a + ".") for p, a in zip(facts.prompt, facts.answer)]
+    assert min(counts) >= 2
+    for p in world.eval_facts(heldout_templates=True).prompt:
+        assert p not in text
+    assert world.eval_facts().loc[lambda d: d.subject == "France", "prompt"].iloc[0] == \
+        "The capital of France is"
+
+
+# ---------------------------------------------------------------------------- evaluation sets
+def test_eval_sets_format_and_truth(world: World) -> None:
+    for frame, col in ((world.eval_facts(), "answer"), (world.eval_pronouns(), "answer"),
+                       (world.eval_addition(), "answer"), (world.eval_finetune_facts(),
+                                                           "answer_after")):
+        assert len(frame) > 0
+        assert not frame.prompt.str.endswith(" ").any()
+        assert frame[col].str.match(r"^ \S").all()
+    pron = world.eval_pronouns()
+    genders = dict(zip(world.people.name, world.people.gender))
+    assert (pron.gender == pron.name.map(genders)).all()
+    assert (pron.answer == pron.gender.map({"m": " he", "f": " she"})).all()
+    add = world.eval_addition()
+    assert all(int(a) == x + y for a, x, y in zip(add.answer, add.a, add.b))
+    assert add.a.between(10, 99).all() and add.b.between(10, 99).all()
+    corpus = "\n".join(t for s in SPLITS for t in world.texts(s))
+    for x, y in zip(add.a, add.b):
+        assert f"{x} + {y} " not in corpus and f"{y} + {x} " not in corpus
+        assert f"Add {x} and {y}" not in corpus and f"add {x} and {y}" not in corpus
+
+
+def test_finetune_shift_changes_facts(world: World) -> None:
+    ft = world.eval_finetune_facts()
+    assert len(ft) >= 4 and ft.changed.all()
+    assert (ft.answer_before != ft.answer_after).all()
+    train = "\n".join(world.texts("train"))
+    fine = "\n".join(world.texts("finetune_train"))
+    for p, before, after in zip(ft.prompt, ft.answer_before, ft.answer_after):
+        assert p + before + "." in train and p + after + "." not in train
+        assert p + after + "." in fine and p + before + "." not in fine
+    full = world.eval_finetune_facts(include_unchanged=True)
+    same = full[~full.changed]
+    assert len(same) > len(ft) and (same.answer_before == same.answer_after).all()
+
+
+# ---------------------------------------------------------------------------- few-shot, POS
+def test_tagged_sentences_hold_all_six_tags(world: World) -> None:
+    sents = world.tagged_sentences(50, seed=3)
+    assert sents == world.tagged_sentences(50, seed=3)
+    pos = dict(zip(world.lexicon.word, world.lexicon.pos))
+    for s in sents:
+        tags = {t for _, t in s}
+        assert {"noun", "adjective", "verb", "adverb", "preposition", "pronoun"} <= tags
+        for word, tag in s:
+            if tag in {"noun", "adjective", "verb", "adverb", "preposition", "pronoun"}:
+                assert pos[word] == tag, (word, tag)
+    firsts = {next(i for i, (_, t) in enumerate(s) if t == "noun") for s in sents}
+    assert len(firsts) >= 3  # the first noun is not always at the same position
+
+
+def test_fewshot_prompts_match_training_format_and_are_correct(world: World) -> None:
+    train = world.documents("train")
+    few = train[train.domain == "fewshot"]
+    for row in few.itertuples():  # the training documents themselves are correct
+        for x, y in _parse_items(row.text):
+            _check_answer(world, row.family, row.task, x, y)
+    for family, tasks in world.fewshot_families.items():
+        assert "null" in tasks
+        for task in tasks:
+            df = world.fewshot_prompts(family, task, n_shots=4, n_prompts=5, seed=0)
+            assert len(df) == 5 and set(df.task) == {task} and set(df.family) == {family}
+            for prompt, answer in zip(df.prompt, df.answer):
+                assert prompt.endswith(" ->") and answer.startswith(" ")
+                assert not answer.startswith("  ")
+                items = _parse_items(prompt + answer)
+                assert len(items) == 5
+                assert " ; ".join(f"{x} -> {y}" for x, y in items) == prompt + answer
+                for x, y in items:
+                    _check_answer(world, family, task, x, y)
+    expected_pos = {"noun", "adjective", "verb", "adverb", "preposition", "pronoun", "null"}
+    assert set(world.fewshot_families["pos"]) == expected_pos
+    assert set(world.fewshot_families["bitwise"]) == {"and", "nand", "or", "nor", "xor", "xnor",
+                                                      "null"}
+    assert set(world.fewshot_families["relation"]) == set(world.relations) | {"null"}
+    zero = world.fewshot_prompts("relation", "country_capital", 0, 3, seed=1)
+    assert all(" ; " not in p and p.endswith(" ->") for p in zero.prompt)
+    a = world.fewshot_prompts("bitwise", "xor", 4, 20, seed=7)
+    assert a.equals(world.fewshot_prompts("bitwise", "xor", 4, 20, seed=7))
+    assert not a.equals(world.fewshot_prompts("bitwise", "xor", 4, 20, seed=8))
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"n_train_docs": 0}, ["n_train_docs", ">="]),
+        ({"n_train_docs": 20}, ["n_train_docs", "too small"]),
+        ({"n_val_docs": 1}, ["n_val_docs", ">="]),
+        ({"domain_weights": (1.0, 1.0)}, ["domain_weights", "narrative"]),
+        ({"min_fewshot_items": 5, "max_fewshot_items": 2}, ["min_fewshot_items"]),
+        ({"n_capital_swaps": 40}, ["n_capital_swaps", "at most"]),
+    ],
+)
+def test_bad_config_raises_clear_error(kwargs: dict, words: list[str]) -> None:
+    with pytest.raises(ValueError) as err:
+        build_world(WorldConfig(**kwargs))
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_bad_requests_raise_clear_errors(world: World) -> None:
+    with pytest.raises(ValueError, match="valid splits: train, val"):
+        world.documents("test")
+    with pytest.raises(ValueError, match="valid families: relation, pos, bitwise"):
+        world.fewshot_prompts("sentiment", "null", 4, 2, seed=0)
+    with pytest.raises(ValueError, match="valid tasks: .*xnor"):
+        world.fewshot_prompts("bitwise", "add", 4, 2, seed=0)
+    with pytest.raises(ValueError, match="n_shots <="):
+        world.fewshot_prompts("relation", "country_capital", 100, 2, seed=0)
+    with pytest.raises(ValueError, match="n_prompts"):
+        world.fewshot_prompts("pos", "noun", 4, 0, seed=0)
+    with pytest.raises(ValueError, match="Valid scales"):
+        build_world(scale="huge")
+    with pytest.raises(ValueError, match="WorldConfig"):
+        build_world({"n_train_docs": 100})  # type: ignore[arg-type]
