@@ -115,6 +115,8 @@ def _quota(rng: random.Random, names: tuple[str, ...], weights: tuple[float, ...
     """``n`` domain labels, ``round(w * n)`` of each (at least one), in a shuffled order."""
     total = sum(weights)
     counts = [max(1, round(w / total * n)) for w in weights]
+    while sum(counts) > n:  # rounding overshoot: take from the largest share
+        counts[counts.index(max(counts))] -= 1
     counts[-1] += n - sum(counts)
     labels = [d for d, c in zip(names, counts, strict=True) for _ in range(c)]
     rng.shuffle(labels)
