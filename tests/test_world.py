@@ -133,6 +133,7 @@ def test_lexicon_ground_truth(world: World) -> None:
         assert (by_word.loc[m, "gender"], by_word.loc[f, "gender"]) == ("m", "f")
     assert {"noun", "verb", "adjective", "adverb", "preposition", "pronoun"} <= set(lex.pos)
     assert set(world.people.gender) == {"m", "f"}
+    assert set(lex.gender.dropna()) == {"m", "f"} and lex.gender.isna().any()
     assert len(lex) < 5000
 
 
@@ -156,6 +157,12 @@ def test_every_domain_present_one_per_document(world: World) -> None:
     assert few.family.notna().all() and few.task.notna().all()
     assert docs[docs.domain != "fewshot"].family.isna().all()
     assert set(few.family) == set(world.fewshot_families)
+    genders = dict(zip(world.people.name, world.people.gender))
+    persons = docs[(docs.domain == "encyclopedia") & docs.subject.isin(list(genders))]
+    assert len(persons) >= len(genders)  # the round-robin visits every person
+    assert (persons.gender == persons.subject.map(genders)).all()
+    countries = docs[(docs.domain == "encyclopedia") & docs.subject.isin(list(world.countries.country))]
+    assert set(countries.subject) == set(world.countries.country)
 
 
 def test_narrative_pronouns_agree_with_protagonist(world: World) -> None:

@@ -162,8 +162,11 @@ class World:
     def documents(self, split: str) -> pd.DataFrame:
         """All documents of ``split``: columns doc_id, domain, text, family, task, subject, gender.
 
-        ``family``/``task`` are set for few-shot documents only; ``subject``/``gender`` name the
-        protagonist of narrative and person documents (None elsewhere).
+        ``family``/``task`` are set for few-shot documents only (None elsewhere).  ``subject`` is
+        the protagonist of a narrative (a name, or a gendered noun such as ``king``), the entity
+        of an encyclopedia article (None for a list of facts), ``addition``/``bitwise`` for
+        arithmetic and the dish of a recipe; ``gender`` ('m'/'f') is set for narratives and
+        person articles.
         """
         if split not in SPLITS:
             raise ValueError(f"Unknown split {split!r}; valid splits: {', '.join(SPLITS)}.")
@@ -199,9 +202,10 @@ class World:
                 text, meta = getattr(corpus, domain)(rng)
                 subject, gender = meta["subject"], meta["gender"]
             rows.append((i, domain, text, family, task, subject, gender))
-        return pd.DataFrame(
+        df = pd.DataFrame(
             rows, columns=["doc_id", "domain", "text", "family", "task", "subject", "gender"]
         )
+        return _none_for_missing(df, ["family", "task", "subject", "gender"])
 
     # ------------------------------------------------------------------ evaluation sets
     def eval_facts(self, heldout_templates: bool = False) -> pd.DataFrame:
@@ -346,6 +350,15 @@ def _build_lexicon(facts: Facts) -> pd.DataFrame:
         [(w, pos, g, e, len(w)) for w, (pos, g, e) in rows.items()],
         columns=["word", "pos", "gender", "entity_type", "n_chars"],
     )
+    return _none_for_missing(df, ["gender"])
+
+
+def _none_for_missing(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Store missing values of ``columns`` as ``None`` (object dtype), not as NaN."""
+    for col in columns:
+        values = df[col].tolist()
+        df[col] = pd.Series([v if isinstance(v, str) else None for v in values], dtype=object,
+                            index=df.index)
     return df
 
 
