@@ -249,6 +249,22 @@ def test_stand_in_with_unsupported_option_is_rejected(no_network, tiny_gpt2, tok
         load_model("gpt2-small", hf_model=tiny_gpt2, tokenizer=tokenizer, first_n_layers=1)
 
 
+def test_small_gemma_stand_in_is_rejected(no_network, tokenizer) -> None:
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    cfg = Gemma2Config(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        vocab_size=len(tokenizer),
+    )
+    with pytest.raises(ValueError, match="must be the real gemma-2-2b .hidden size 2304"):
+        load_model("gemma-2-2b", hf_model=Gemma2ForCausalLM(cfg), tokenizer=tokenizer)
+
+
 def test_tokenizer_larger_than_vocabulary_is_rejected(no_network, tokenizer) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 

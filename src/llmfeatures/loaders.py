@@ -337,7 +337,15 @@ def _from_hf_model(
         )
     architecture = type(hf_model).__name__
     if architecture.startswith("Gemma"):
-        # TransformerLens configures Gemma from the official name (no download needed).
+        # TransformerLens configures Gemma from the official name (no download needed), so the
+        # model in hand must have the official sizes.
+        width = getattr(hf_model.config, "hidden_size", None)
+        if width != spec.d_model or not spec.name.startswith("gemma"):
+            raise ValueError(
+                f"TransformerLens builds Gemma models from their official name only, so hf_model "
+                f"must be the real {spec.name} (hidden size {spec.d_model}); got a "
+                f"{architecture} of hidden size {width}. Small stand-ins can be GPT-2 or Llama."
+            )
         with _hub_errors(f"The tokenizer of {spec.name}", spec.gated), _quiet_deprecation():
             return HookedTransformer.from_pretrained(
                 spec.tl_name, hf_model=hf_model, tokenizer=tokenizer, device=device, **options
