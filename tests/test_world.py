@@ -115,6 +115,9 @@ def test_word_lengths_vary_within_each_relation(world: World) -> None:
         assert max(out_lens) - min(out_lens) >= 3, name
         diffs = {len(x) - len(y) for x, y in pairs}
         assert len(diffs) >= 3, f"{name}: length difference nearly constant"
+    frame = world.relation_pairs()
+    assert len(frame) == sum(len(p) for p in world.relations.values())
+    assert (frame.output_chars == frame.output.str.len()).all()
 
 
 def test_lexicon_ground_truth(world: World) -> None:

@@ -301,6 +301,13 @@ class World:
         return pd.DataFrame(rows, columns=["prompt", "answer", "family", "task", "query",
                                            "n_shots"])
 
+    def relation_pairs(self) -> pd.DataFrame:
+        """All relation pairs in one frame: relation, input, output, input_chars, output_chars."""
+        rows = [(name, x, y, len(x), len(y)) for name, pairs in self.relations.items()
+                for x, y in pairs]
+        return pd.DataFrame(rows, columns=["relation", "input", "output", "input_chars",
+                                           "output_chars"])
+
     def summary(self) -> pd.DataFrame:
         """Documents and characters per split and domain."""
         frames = []
