@@ -139,7 +139,7 @@ def test_module_and_console_script_run(tmp_path) -> None:
 def test_organism_build_then_info(capsys) -> None:
     code, text = run_main("organism", "build", "--scale", "ci")
     assert code == 0, capsys.readouterr().err
-    assert "Done:" in text
+    assert "Done in" in text
     code, text = run_main("organism", "info", "--scale", "ci", "--json")
     assert code == 0
     info = json.loads(text)

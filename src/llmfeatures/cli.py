@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any, TextIO
@@ -138,8 +139,10 @@ def _cmd_organism_build(args: argparse.Namespace, out: TextIO) -> int:
 
     out.write(f"Building the organism at scale {scale!r}{' (forced)' if args.force else ''}...\n")
     out.flush()
+    start = time.perf_counter()
     artifacts = build_organism(scale, force=args.force)
-    out.write(f"Done: {getattr(artifacts, 'path', artifacts)}\n")
+    elapsed = time.perf_counter() - start
+    out.write(f"Done in {elapsed:.0f} s: {getattr(artifacts, 'path', artifacts)}\n")
     _emit(organism_info(scale), False, out)
     return EXIT_OK
 
