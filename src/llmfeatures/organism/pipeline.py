@@ -1,0 +1,369 @@
+"""Build, cache and load the organism: world -> tokenizer -> model -> SAEs -> evaluation.
+
+:func:`build_organism` runs the stages in order, each recorded in an
+:class:`llmfeatures.cache.ArtifactDir` (``<cache>/organism/<scale>-<hash>/``) with the checksums of
+its files.  Every file is written atomically, so an interrupted build leaves no half-written
+file; run again, it resumes after the last finished stage.  A file whose checksum no longer
+matches is reported, its stage rebuilt, and every stage that depends on it rebuilt too.
+
+Stages and files (relative to the cache folder):
+
+==============  =====================================================================
+``world``       ``corpus.json`` (the train/val texts the model sees)
+``tokenizer``   ``tokenizer.json``
+``model``       ``model.pt`` (final state_dict), ``checkpoints/step_XXXXXX.pt``,
+                ``loss.json``, ``loss.png``
+``sae_L<l>``    ``saes/layer_<l>/`` (sae-lens format), one stage per layer
+``eval``        ``eval.json``; the figures are also the manifest's metrics
+==============  =====================================================================
+
+The public functions (``organism_model``, ``organism_sae``, ``organism_checkpoints``,
+``organism_info``) build whatever is missing and load the rest from the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformer_lens import HookedTransformer
+
+from llmfeatures.cache import ArtifactDir, atomic_path, atomic_write_json
+from llmfeatures.config import get_device, get_scale, pick, seed_everything
+from llmfeatures.organism.sae import SAETrainConfig, load_sae, save_sae, train_sae
+from llmfeatures.organism.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
+from llmfeatures.organism.train import (
+    ModelConfig,
+    TrainConfig,
+    hooked_config,
+    pack_documents,
+    plot_loss,
+    train_model,
+)
+
+
+@dataclass(frozen=True)
+class OrganismConfig:
+    """Everything that decides the organism besides its world (which has its own presets).
+
+    ``cpu_threads`` fixes the number of torch threads used when building on the CPU: the same
+    thread count gives bit-identical weights, and one thread is also the fastest choice for
+    these small models on a busy 2-core machine.
+    """
+
+    seed: int = 0
+    vocab_size: int = 2048
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sae: SAETrainConfig = field(default_factory=SAETrainConfig)
+    n_fewshot_prompts: int = 20
+    n_probe_docs: int = 600
+    cpu_threads: int = 1
+
+
+ORGANISM_PRESETS: dict[str, OrganismConfig] = {
+    "ci": OrganismConfig(
+        vocab_size=2048,
+        model=ModelConfig(n_layers=2, d_model=128, n_heads=4, d_mlp=512, n_ctx=128),
+        train=TrainConfig(n_steps=500, batch_size=16, lr=3e-3, eval_every=100, eval_rows=32),
+        sae=SAETrainConfig(expansion=4, architecture="topk", k=16, training_tokens=250_000,
+                           batch_tokens=1024, lr=3e-3, dead_window=50),
+        n_fewshot_prompts=10,
+        n_probe_docs=300,
+    ),
+    "book": OrganismConfig(
+        vocab_size=2048,
+        model=ModelConfig(n_layers=4, d_model=128, n_heads=4, d_mlp=512, n_ctx=128),
+        train=TrainConfig(n_steps=1200, batch_size=24, lr=2e-3, eval_every=100),
+        sae=SAETrainConfig(expansion=8, architecture="topk", k=16, training_tokens=800_000,
+                           batch_tokens=2048, lr=2e-3, dead_window=50),
+    ),
+    "gpu": OrganismConfig(
+        vocab_size=4096,
+        model=ModelConfig(n_layers=6, d_model=256, n_heads=8, d_mlp=1024, n_ctx=256),
+        train=TrainConfig(n_steps=6000, batch_size=64, lr=1e-3, eval_every=250),
+        sae=SAETrainConfig(expansion=16, architecture="topk", k=32, training_tokens=20_000_000,
+                           batch_tokens=4096, lr=1e-3, dead_window=200),
+        cpu_threads=0,
+    ),
+    "paper": OrganismConfig(
+        vocab_size=8192,
+        model=ModelConfig(n_layers=8, d_model=512, n_heads=8, d_mlp=2048, n_ctx=256),
+        train=TrainConfig(n_steps=20000, batch_size=64, lr=6e-4, eval_every=500),
+        sae=SAETrainConfig(expansion=16, architecture="topk", k=32, training_tokens=100_000_000,
+                           batch_tokens=4096, lr=5e-4, dead_window=500),
+        cpu_threads=0,
+    ),
+}
+
+
+def organism_config(scale: str | None = None) -> OrganismConfig:
+    """The organism preset for ``scale`` (default: the scale in force)."""
+    return pick(ORGANISM_PRESETS, scale)
+
+
+def _world_config(scale: str):
+    from llmfeatures.organism.world import WORLD_PRESETS
+
+    return pick(WORLD_PRESETS, scale)
+
+
+def organism_dir(scale: str | None = None, config: OrganismConfig | None = None) -> ArtifactDir:
+    """The cache folder of the organism for ``scale`` (its hash covers organism and world)."""
+    scale = get_scale(scale)
+    config = config or organism_config(scale)
+    return ArtifactDir("organism", scale, {"organism": asdict(config),
+                                           "world": asdict(_world_config(scale))})
+
+
+def stage_names(config: OrganismConfig) -> list[str]:
+    """The stages in build order."""
+    saes = [f"sae_L{layer}" for layer in range(config.model.n_layers)]
+    return ["world", "tokenizer", "model", *saes, "eval"]
+
+
+def _downstream(stage: str, config: OrganismConfig) -> list[str]:
+    """Stages whose outputs depend on ``stage`` (they must be rebuilt after it)."""
+    names = stage_names(config)
+    if stage.startswith("sae_L"):
+        return ["eval"]
+    if stage == "eval":
+        return []
+    return names[names.index(stage) + 1 :]
+
+
+@contextmanager
+def _cpu_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch CPU threads (0: leave the setting alone)."""
+    old = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextmanager
+def _build_lock(art: ArtifactDir) -> Iterator[None]:
+    """One builder at a time per cache folder (two notebooks building at once wait in turn)."""
+    from filelock import FileLock
+
+    with FileLock(str(art.path / ".build.lock")):
+        # another process may have finished stages while we waited
+        art.manifest = art._read_manifest()
+        yield
+
+
+class _Builder:
+    """The stage functions; each writes its files atomically and returns their relative paths."""
+
+    def __init__(self, art: ArtifactDir, config: OrganismConfig, scale: str, device: torch.device):
+        self.art, self.config, self.scale, self.device = art, config, scale, device
+        self._world = None
+        self.times: dict[str, float] = {}
+
+    @property
+    def world(self):
+        if self._world is None:
+            from llmfeatures.organism.world import build_world
+
+            self._world = build_world(_world_config(self.scale))
+        return self._world
+
+    def corpus(self) -> dict[str, list[str]]:
+        return json.loads((self.art.path / "corpus.json").read_text())
+
+    def rows(self, split: str) -> torch.Tensor:
+        tok = load_tokenizer(self.art.path / "tokenizer.json")
+        return pack_documents(self.corpus()[split], tok, self.config.model.n_ctx)
+
+    # -- stages --------------------------------------------------------------------------
+    def build_world(self, folder: Path) -> list[str]:
+        corpus = {"train": self.world.texts("train"), "val": self.world.texts("val")}
+        atomic_write_json(folder / "corpus.json", corpus)
+        return ["corpus.json"]
+
+    def build_tokenizer(self, folder: Path) -> list[str]:
+        tok = train_tokenizer(self.corpus()["train"], vocab_size=self.config.vocab_size)
+        with atomic_path(folder / "tokenizer.json") as tmp:
+            save_tokenizer(tok, tmp)
+        return ["tokenizer.json"]
+
+    def build_model(self, folder: Path) -> list[str]:
+        cfg = self.config
+        tok = load_tokenizer(folder / "tokenizer.json")
+        train_rows, val_rows = self.rows("train"), self.rows("val")
+        seed_everything(cfg.seed)
+        model = HookedTransformer(hooked_config(cfg.model, len(tok), cfg.seed), tokenizer=tok)
+        model.to(self.device)
+        with atomic_path(folder / "checkpoints") as ck:
+            ck.mkdir()
+
+            def save_checkpoint(step: int, state: dict[str, torch.Tensor]) -> None:
+                torch.save(state, ck / f"step_{step:06d}.pt")
+
+            history = train_model(model, train_rows, val_rows, cfg.train, seed=cfg.seed,
+                                  on_checkpoint=save_checkpoint)
+        with atomic_path(folder / "model.pt") as tmp:
+            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+        history["n_train_tokens"] = int(train_rows.numel())
+        history["tokens_seen"] = int(cfg.train.n_steps * cfg.train.batch_size * cfg.model.n_ctx)
+        atomic_write_json(folder / "loss.json", history)
+        with atomic_path(folder / "loss.png") as tmp:
+            plot_loss(history, tmp, title=f"Organism ({self.scale}) training loss")
+        self.art.add_metrics(final_train_loss=history["loss"][-1],
+                             final_val_loss=history["val_loss"][-1])
+        return ["model.pt", "checkpoints", "loss.json", "loss.png"]
+
+    def build_sae(self, layer: int, folder: Path) -> list[str]:
+        model = load_model_from(self.art, self.config, device=self.device)
+        sae = train_sae(model, self.rows("train"), layer, self.config.sae,
+                        seed=self.config.seed + layer, device=self.device)
+        rel = f"saes/layer_{layer}"
+        with atomic_path(folder / rel) as tmp:
+            save_sae(sae, tmp)
+        return [rel]
+
+    def build_eval(self, folder: Path) -> list[str]:
+        from llmfeatures.organism.evaluate import evaluate_organism
+
+        model = load_model_from(self.art, self.config, device=self.device)
+        saes = {layer: load_sae(folder / f"saes/layer_{layer}", model, device=self.device)
+                for layer in range(self.config.model.n_layers)}
+        metrics = evaluate_organism(model, self.world, saes, sae_rows=self.rows("val"),
+                                    n_fewshot_prompts=self.config.n_fewshot_prompts,
+                                    n_probe_docs=self.config.n_probe_docs, seed=self.config.seed)
+        atomic_write_json(folder / "eval.json", metrics)
+        self.art.add_metrics(**metrics)
+        return ["eval.json"]
+
+    def run(self, stage: str) -> bool:
+        """Build ``stage`` unless it is done; first forget every stage that depends on it."""
+        if self.art.is_done(stage):
+            return False
+        for later in _downstream(stage, self.config):
+            if later in self.art.manifest["stages"]:
+                self.art.forget(later)
+        if stage.startswith("sae_L"):
+            layer = int(stage.removeprefix("sae_L"))
+
+            def fn(folder: Path) -> list[str]:
+                return self.build_sae(layer, folder)
+        else:
+            fn = getattr(self, f"build_{stage}")
+        t0 = time.perf_counter()
+        with _cpu_threads(self.config.cpu_threads if self.device.type == "cpu" else 0):
+            self.art.stage(stage, fn)
+        self.times[stage] = time.perf_counter() - t0
+        self.art.add_metrics(**{f"time_{stage}_s": self.times[stage]})
+        return True
+
+
+def _build(scale: str | None, until: str | None = None, force: bool = False,
+           device=None) -> ArtifactDir:
+    scale = get_scale(scale)
+    config = organism_config(scale)
+    art = organism_dir(scale, config)
+    names = stage_names(config)
+    if until is not None and until not in names:
+        raise ValueError(f"Unknown stage {until!r}; stages are {names}.")
+    with _build_lock(art):
+        if force:
+            for name in names:
+                art.forget(name)
+        builder = _Builder(art, config, scale, get_device(device))
+        for name in names[: names.index(until) + 1] if until else names:
+            builder.run(name)
+    return art
+
+
+def build_organism(scale: str | None = None, *, force: bool = False) -> ArtifactDir:
+    """Build every missing stage of the organism for ``scale``; return its cache folder.
+
+    Resumes after the last finished stage; ``force=True`` rebuilds everything.  The quality
+    figures are in ``build_organism().metrics``.
+    """
+    return _build(scale, force=force)
+
+
+def load_model_from(art: ArtifactDir, config: OrganismConfig, checkpoint: int | None = None,
+                    device=None) -> HookedTransformer:
+    """Load the final model (or a training ``checkpoint``) from a built cache folder."""
+    tok = load_tokenizer(art.path / "tokenizer.json")
+    if checkpoint is None:
+        path = art.path / "model.pt"
+    else:
+        steps = _checkpoint_steps(art)
+        if checkpoint not in steps:
+            raise ValueError(f"No checkpoint at step {checkpoint}; saved steps are {steps}.")
+        path = art.path / "checkpoints" / f"step_{checkpoint:06d}.pt"
+    device = get_device(device)
+    model = HookedTransformer(hooked_config(config.model, len(tok), config.seed), tokenizer=tok,
+                              move_to_device=False)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _checkpoint_steps(art: ArtifactDir) -> list[int]:
+    return sorted(int(p.stem.removeprefix("step_")) for p in (art.path / "checkpoints").glob("step_*.pt"))
+
+
+def organism_model(scale: str | None = None, checkpoint: int | None = None,
+                   device=None) -> HookedTransformer:
+    """The trained organism as a ``HookedTransformer`` with its tokenizer attached.
+
+    Builds world, tokenizer and model if they are missing.  ``checkpoint`` picks a training
+    step from :func:`organism_checkpoints` instead of the final weights.
+    """
+    art = _build(scale, until="model")
+    return load_model_from(art, organism_config(scale), checkpoint, device)
+
+
+def organism_sae(layer: int, scale: str | None = None, device=None):
+    """The sae-lens SAE on ``blocks.{layer}.hook_resid_post`` of the organism (built if missing)."""
+    config = organism_config(scale)
+    if not isinstance(layer, int) or not 0 <= layer < config.model.n_layers:
+        raise ValueError(
+            f"layer={layer!r} does not exist: the {get_scale(scale)} organism has layers "
+            f"0..{config.model.n_layers - 1}."
+        )
+    art = _build(scale, until=f"sae_L{layer}")
+    return load_sae(art.path / f"saes/layer_{layer}", device=str(get_device(device)))
+
+
+def organism_checkpoints(scale: str | None = None) -> list[int]:
+    """Training steps with a saved checkpoint (log-spaced: 0, 16, 32, 64, ..., final)."""
+    return _checkpoint_steps(_build(scale, until="model"))
+
+
+def organism_info(scale: str | None = None) -> dict[str, Any]:
+    """What is cached for ``scale``: path, finished stages, file sizes, metrics (builds nothing)."""
+    scale = get_scale(scale)
+    config = organism_config(scale)
+    art = organism_dir(scale, config)
+    done = [s for s in stage_names(config) if s in art.manifest["stages"]]
+    sizes = {}
+    for stage in done:
+        for rel in art.stage_files(stage):
+            p = art.path / rel
+            sizes[rel] = p.stat().st_size if p.exists() else None
+    return {
+        "scale": scale,
+        "path": str(art.path),
+        "stages": stage_names(config),
+        "stages_done": done,
+        "complete": len(done) == len(stage_names(config)),
+        "total_bytes": sum(v for v in sizes.values() if v),
+        "sizes": sizes,
+        "config": art.config,
+        "metrics": dict(art.metrics),
+    }
