@@ -18,11 +18,21 @@ import warnings
 warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
 
 from llmfeatures.config import SCALES, get_device, get_scale, seed_everything  # noqa: E402
+from llmfeatures.loaders import (  # noqa: E402
+    ModelUnavailableError,
+    load_model,
+    load_sae,
+    load_world,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SCALES",
+    "ModelUnavailableError",
+    "load_model",
+    "load_sae",
+    "load_world",
     "__version__",
     "get_device",
     "get_scale",
