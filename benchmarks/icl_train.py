@@ -1,0 +1,45 @@
+"""Chapter 6 acceptance figures: train (or load) the ICL run at the current scale and print them.
+
+Usage: ``LLMFEATURES_SCALE=book python benchmarks/icl_train.py [--threads N]``.  Prints the
+training time, the error with K examples against the baselines, CD at the best layer at the first
+and last checkpoint, whether CD rises as the loss falls, and the patching ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+
+import torch
+
+from llmfeatures.config import get_scale
+from llmfeatures.icl.patching import patching_matrix
+from llmfeatures.icl.train import trained_run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--variant", default="default")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = trained_run(variant=args.variant)
+    m = dict(run.metrics)
+    mean_cd = run.cd[run.cd.concept == "mean"].groupby("step").cd.max()
+    loss = run.history.groupby("step").mse.mean()
+    m["spearman_cd_vs_neg_loss"] = float(mean_cd.corr(-loss, method="spearman"))
+    model = run.load_model()
+    pr = patching_matrix(model, run.config.task, layer=m["cd_best_layer_index"])
+    m.update(patch_same=pr.same_concept, patch_other=pr.other_concept, patch_ratio=pr.ratio)
+    m["scale"] = get_scale()
+    m["cache"] = str(run.path)
+    print(json.dumps(m, indent=2))
+    print("mean CD at best layer by step:", mean_cd.round(3).to_dict())
+    print("mean loss by step:", loss.round(3).to_dict())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Concept Decodability (CD): how well the concept can be read off a layer's representations.
+
+CD is the leave-one-out accuracy of a k-nearest-neighbour classifier (Euclidean distance, k = 10,
+majority vote, a point is never its own neighbour) on ``N`` representations per concept, pooled
+over concepts.  It is reported per concept (the fraction of that concept's points classified
+correctly) and averaged.  :func:`concept_decodability` works on any ``(N, d)`` representations;
+:func:`collect_icl_representations` and :func:`cd_by_layer` take them from the regression
+transformer at the token just before the answer; :mod:`llmfeatures.icl.lm` does the same for
+language models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from llmfeatures.config import get_device
+from llmfeatures.icl.model import ICLTransformer, interleave
+from llmfeatures.icl.tasks import TaskConfig, balanced_basis, sample_batch
+
+
+@dataclass
+class CDResult:
+    """per_concept: ``(C,)`` accuracy per concept; mean: their average; predicted: ``(N,)``."""
+
+    per_concept: torch.Tensor
+    mean: float
+    predicted: torch.Tensor
+
+
+def knn_predict(reps: torch.Tensor, labels: torch.Tensor, k: int = 10) -> torch.Tensor:
+    """Leave-one-out k-NN labels: ``(N, d), (N,) -> (N,)``.
+
+    Ties in the vote go to the tied class whose member is nearest.  Distances are computed in
+    one batched ``cdist`` on ``reps.device``.
+    """
+    N = reps.shape[0]
+    if reps.ndim != 2 or labels.shape != (N,):
+        raise ValueError(f"need reps (N, d) and labels (N,); got {tuple(reps.shape)}, {tuple(labels.shape)}")
+    if not 1 <= k < N:
+        raise ValueError(f"k must be between 1 and N-1={N - 1}, got {k}")
+    x = reps.float()
+    labels = labels.to(x.device).long()
+    dist = torch.cdist(x, x)
+    dist.fill_diagonal_(float("inf"))  # never your own neighbour
+    nn_idx = dist.topk(k, dim=1, largest=False).indices  # (N, k), nearest first
+    nn_lab = labels[nn_idx]
+    C = int(labels.max()) + 1
+    onehot = torch.nn.functional.one_hot(nn_lab, C)  # (N, k, C)
+    votes = onehot.sum(1)  # (N, C)
+    rank = torch.arange(k, device=x.device).view(1, k, 1).expand_as(onehot)
+    first = torch.where(onehot.bool(), rank, torch.full_like(rank, k)).min(1).values  # (N, C)
+    score = votes * (k + 1) + (k - first)
+    return score.argmax(1)
+
+
+def concept_decodability(
+    reps: torch.Tensor, labels: torch.Tensor, k: int = 10, device: torch.device | str | None = None
+) -> CDResult:
+    """CD of representations ``(N, d)`` with integer concept ``labels`` ``(N,)`` (0..C-1)."""
+    dev = get_device(device)
+    reps, labels = reps.to(dev), labels.to(dev).long()
+    pred = knn_predict(reps, labels, k)
+    correct = (pred == labels).float()
+    C = int(labels.max()) + 1
+    per = torch.zeros(C, device=dev).index_add_(0, labels, correct)
+    per = per / torch.bincount(labels, minlength=C).clamp_min(1)
+    return CDResult(per.cpu(), float(per.mean()), pred.cpu())
+
+
+def resid_hook(layer: int) -> str:
+    """Hook name of the residual stream after ``layer`` blocks (0 = the embeddings)."""
+    return "blocks.0.hook_resid_pre" if layer == 0 else f"blocks.{layer - 1}.hook_resid_post"
+
+
+@torch.no_grad()
+def collect_icl_representations(
+    model: ICLTransformer,
+    task: TaskConfig,
+    n_per_concept: int = 100,
+    n_examples: int | None = None,
+    hooks: list[str] | None = None,
+    seed: int = 777,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Residual streams at the x token of pair ``n_examples`` (1-based; default K, the last),
+    i.e. the token just before the answer, for ``n_per_concept`` sequences of every concept.
+
+    Returns ``({hook: (C * n_per_concept, d_model)}, labels (C * n_per_concept,))``.  By default
+    every layer ``0..n_layers`` (see :func:`resid_hook`).
+    """
+    q = task.K if n_examples is None else n_examples
+    if not 1 <= q <= task.K:
+        raise ValueError(f"n_examples must be in 1..{task.K}, got {q}")
+    hooks = hooks or [resid_hook(layer) for layer in range(model.cfg.n_layers + 1)]
+    labels = balanced_basis(task, n_per_concept)
+    b = sample_batch(
+        task, len(labels), basis=labels, generator=torch.Generator().manual_seed(seed),
+        device=model.cfg.device,
+    )
+    _, cache = model.run_with_cache(interleave(b.xs, b.ys), names_filter=lambda n: n in hooks)
+    pos = 2 * (q - 1)
+    return {h: cache[h][:, pos].detach() for h in hooks}, labels
+
+
+def cd_by_layer(
+    model: ICLTransformer,
+    task: TaskConfig,
+    n_per_concept: int = 100,
+    k: int = 10,
+    n_examples: int | None = None,
+    seed: int = 777,
+) -> pd.DataFrame:
+    """CD at every layer: DataFrame with columns ``layer, concept, cd`` (concept ``"mean"`` is
+    the average)."""
+    hooks = [resid_hook(layer) for layer in range(model.cfg.n_layers + 1)]
+    reps, labels = collect_icl_representations(model, task, n_per_concept, n_examples, hooks, seed)
+    rows = []
+    for layer, h in enumerate(hooks):
+        res = concept_decodability(reps[h], labels, k)
+        rows += [{"layer": layer, "concept": str(c), "cd": float(v)} for c, v in enumerate(res.per_concept)]
+        rows.append({"layer": layer, "concept": "mean", "cd": res.mean})
+    return pd.DataFrame(rows)

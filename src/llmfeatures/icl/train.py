@@ -1,0 +1,259 @@
+"""Training the regression transformer, with log-spaced checkpoints and a cache.
+
+At every checkpoint the run records, on fixed held-out sequences:
+
+* the squared error per basis and per number of in-context examples (``history``);
+* Concept Decodability per layer and concept at the last x token (``cd``);
+* the model weights (so figures and the patching experiment can reload any checkpoint).
+
+:func:`trained_run` trains once per (scale, configuration) and stores everything in an
+:class:`~llmfeatures.cache.ArtifactDir`; a later call (a book rebuild) only loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from llmfeatures.cache import ArtifactDir, atomic_path
+from llmfeatures.config import get_device, get_scale, pick, seed_everything
+from llmfeatures.icl.baselines import baseline_curves
+from llmfeatures.icl.decodability import cd_by_layer
+from llmfeatures.icl.model import ICLTransformer, ModelConfig, build_model, icl_loss
+from llmfeatures.icl.tasks import TaskConfig, balanced_basis, sample_batch
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (its hash names the cache folder)."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    batch_size: int = 128
+    n_steps: int = 80_000
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.9999)
+    warmup_steps: int = 0
+    schedule: str = "constant"  # or "cosine" (decays to 10% of lr)
+    grad_clip: float | None = 1.0
+    n_checkpoints: int = 20
+    eval_per_basis: int = 250  # held-out sequences per basis for the loss curves
+    cd_per_concept: int = 100
+    knn_k: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.n_steps < 1 or self.n_checkpoints < 2:
+            raise ValueError("need n_steps >= 1 and n_checkpoints >= 2")
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    # a few minutes on two CPU cores; shows the effect in miniature
+    "ci": TrainConfig(
+        model=ModelConfig(n_layers=3, d_model=48, n_heads=4), batch_size=64, n_steps=400,
+        lr=2e-3, warmup_steps=40, schedule="cosine", n_checkpoints=8, eval_per_basis=100,
+        cd_per_concept=50,
+    ),
+    # the rendered book: <= 15 minutes on two CPU cores
+    "book": TrainConfig(
+        model=ModelConfig(n_layers=6, d_model=64, n_heads=4), batch_size=64, n_steps=2500,
+        lr=1e-3, warmup_steps=100, schedule="cosine", n_checkpoints=14,
+    ),
+    # one GPU, well under an hour
+    "gpu": TrainConfig(
+        model=ModelConfig(n_layers=12, d_model=256, n_heads=8), batch_size=128, n_steps=20_000,
+        lr=3e-4, warmup_steps=500, schedule="cosine", n_checkpoints=20,
+    ),
+    # the paper: 12 layers, d_model 256, 8 heads, batch 128, 80K steps, Adam 1e-4 (0.9, 0.9999)
+    "paper": TrainConfig(),
+}
+
+
+def checkpoint_steps(n_steps: int, n_checkpoints: int) -> list[int]:
+    """Step 0 plus log-spaced steps up to ``n_steps`` (unique, increasing)."""
+    steps = np.unique(np.round(np.geomspace(1, n_steps, n_checkpoints - 1)).astype(int))
+    return [0, *[int(s) for s in steps]]
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate at ``step``: linear warm-up, then constant or cosine decay to 10%."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    frac = (step - cfg.warmup_steps) / max(1, cfg.n_steps - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+@torch.no_grad()
+def evaluate_loss(model: ICLTransformer, task: TaskConfig, per_basis: int, seed: int = 4321) -> torch.Tensor:
+    """Squared error per basis and context length on fixed sequences: ``(n_bases, K)``."""
+    labels = balanced_basis(task, per_basis)
+    b = sample_batch(task, len(labels), basis=labels, generator=torch.Generator().manual_seed(seed),
+                     device=model.cfg.device)
+    err = (model.predict(b.xs, b.ys) - b.ys) ** 2  # (N, K)
+    return err.view(task.n_bases, per_basis, task.K).mean(1).cpu()
+
+
+@dataclass
+class TrainResult:
+    """In-memory result of :func:`train`: the final model, per-checkpoint records and weights."""
+
+    model: ICLTransformer
+    history: pd.DataFrame  # step, basis, n_examples, mse
+    cd: pd.DataFrame  # step, layer, concept, cd
+    states: dict[int, dict[str, torch.Tensor]]
+    seconds: float
+
+
+def train(cfg: TrainConfig, device: torch.device | str | None = None, progress: bool = True) -> TrainResult:
+    """Train a fresh model on the task of ``cfg``; evaluate at :func:`checkpoint_steps`."""
+    dev = get_device(device)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, cfg.task.D, cfg.task.K, device=dev, seed=cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    ckpts = set(checkpoint_steps(cfg.n_steps, cfg.n_checkpoints))
+    hist, cds, states = [], [], {}
+    t0 = time.time()
+
+    def record(step: int) -> None:
+        model.eval()
+        err = evaluate_loss(model, cfg.task, cfg.eval_per_basis)
+        for basis in range(cfg.task.n_bases):
+            hist.extend({"step": step, "basis": basis, "n_examples": n, "mse": float(err[basis, n])}
+                        for n in range(cfg.task.K))
+        cd = cd_by_layer(model, cfg.task, cfg.cd_per_concept, cfg.knn_k)
+        cd.insert(0, "step", step)
+        cds.append(cd)
+        states[step] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        model.train()
+
+    bar = tqdm(range(cfg.n_steps + 1), desc="training ICL transformer", disable=not progress)
+    for step in bar:
+        if step in ckpts:
+            record(step)
+        if step == cfg.n_steps:
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step)
+        b = sample_batch(cfg.task, cfg.batch_size, generator=gen, device=dev)
+        loss = icl_loss(model.predict(b.xs, b.ys), b.ys)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        if step % 25 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    return TrainResult(model, pd.DataFrame(hist), pd.concat(cds, ignore_index=True), states,
+                       time.time() - t0)
+
+
+def _model_from_state(cfg: TrainConfig, state: dict[str, torch.Tensor], device) -> ICLTransformer:
+    model = build_model(cfg.model, cfg.task.D, cfg.task.K, device=device, seed=cfg.seed)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+@dataclass
+class ICLRun:
+    """A finished, cached training run: records, baselines and checkpoint weights on disk."""
+
+    config: TrainConfig
+    path: Path
+    history: pd.DataFrame
+    cd: pd.DataFrame
+    baselines: pd.DataFrame
+    metrics: dict
+    steps: list[int]
+
+    def load_model(self, step: int | None = None, device: torch.device | str | None = None) -> ICLTransformer:
+        """The model at checkpoint ``step`` (default: the last)."""
+        step = self.steps[-1] if step is None else step
+        if step not in self.steps:
+            raise ValueError(f"no checkpoint at step {step}; available: {self.steps}")
+        state = torch.load(self.path / "checkpoints" / f"step_{step:06d}.pt", map_location="cpu")
+        return _model_from_state(self.config, state, get_device(device))
+
+
+def run_config(scale: str | None = None, variant: str = "default", **overrides) -> TrainConfig:
+    """The :data:`TRAIN_PRESETS` entry for ``scale`` with the task variant and overrides applied."""
+    cfg = pick(TRAIN_PRESETS, scale)
+    return replace(cfg, task=TaskConfig.variant(variant, K=cfg.task.K, noise_std=cfg.task.noise_std),
+                   **overrides)
+
+
+def summarize(history: pd.DataFrame, cd: pd.DataFrame, baselines: pd.DataFrame, K: int) -> dict:
+    """Headline numbers of a run (all at the last context position unless said otherwise)."""
+    last = history[history.step == history.step.max()]
+    first_step, last_step = cd.step.min(), cd.step.max()
+    mean_cd = cd[cd.concept == "mean"]
+    b = baselines[baselines.n_examples == K - 1].set_index("method").mse
+    return {
+        "final_mse_at_K": float(last[last.n_examples == K - 1].mse.mean()),
+        "lasso_mse_at_K": float(b.filter(like="LASSO").iloc[0]),
+        "ridge_mse_at_K": float(b.filter(like="ridge").iloc[0]),
+        "basis_ls_mse_at_K": float(b["least squares on true basis"]),
+        "cd_best_layer_final": float(mean_cd[mean_cd.step == last_step].cd.max()),
+        "cd_best_layer_index": int(mean_cd[mean_cd.step == last_step].set_index("layer").cd.idxmax()),
+        "cd_best_layer_first": float(mean_cd[mean_cd.step == first_step].cd.max()),
+    }
+
+
+def trained_run(
+    scale: str | None = None,
+    variant: str = "default",
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    **overrides,
+) -> ICLRun:
+    """Train (or load from the cache) the run for ``scale`` and task ``variant``."""
+    scale = get_scale(scale)
+    cfg = run_config(scale, variant, **overrides)
+    art = ArtifactDir("icl", scale, {"train": asdict(cfg)})
+
+    def build_baselines(folder: Path) -> list[str]:
+        df = baseline_curves(cfg.task, n_seqs=1000 if scale != "ci" else 200, device="cpu")
+        with atomic_path(folder / "baselines.csv") as p:
+            df.to_csv(p, index=False)
+        return ["baselines.csv"]
+
+    def build_train(folder: Path) -> list[str]:
+        res = train(cfg, device=device, progress=progress)
+        (folder / "checkpoints").mkdir(exist_ok=True)
+        files = []
+        for step, state in res.states.items():
+            rel = f"checkpoints/step_{step:06d}.pt"
+            with atomic_path(folder / rel) as p:
+                torch.save(state, p)
+            files.append(rel)
+        for name, df in (("history.csv", res.history), ("cd.csv", res.cd)):
+            with atomic_path(folder / name) as p:
+                df.to_csv(p, index=False)
+            files.append(name)
+        with atomic_path(folder / "timing.json") as p:
+            p.write_text(json.dumps({"train_seconds": res.seconds, "device": str(res.model.cfg.device)}))
+        return [*files, "timing.json"]
+
+    art.stage("baselines", build_baselines)
+    art.stage("train", build_train)
+    history = pd.read_csv(art.path / "history.csv")
+    cd = pd.read_csv(art.path / "cd.csv", dtype={"concept": str})
+    baselines = pd.read_csv(art.path / "baselines.csv")
+    if "final_mse_at_K" not in art.metrics:
+        art.add_metrics(**summarize(history, cd, baselines, cfg.task.K),
+                        **json.loads((art.path / "timing.json").read_text()))
+    steps = sorted(int(p.stem.split("_")[1]) for p in (art.path / "checkpoints").glob("step_*.pt"))
+    return ICLRun(cfg, art.path, history, cd, baselines, dict(art.metrics), steps)

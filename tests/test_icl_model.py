@@ -1,0 +1,111 @@
+"""Concept Decodability, the HookedTransformer wrapper, training records and patching."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pandas as pd
+import pytest
+import torch
+
+from llmfeatures.icl.decodability import (
+    cd_by_layer,
+    collect_icl_representations,
+    concept_decodability,
+    knn_predict,
+    resid_hook,
+)
+from llmfeatures.icl.model import ModelConfig, build_model, interleave
+from llmfeatures.icl.patching import patching_matrix
+from llmfeatures.icl.tasks import TaskConfig, sample_batch
+from llmfeatures.icl.train import TrainConfig, checkpoint_steps, lr_at, train
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def test_cd_separated_clusters_is_one():
+    g = torch.Generator().manual_seed(0)
+    centres = 20 * torch.randn(4, 8, generator=g)
+    labels = torch.arange(4).repeat_interleave(100)
+    reps = centres[labels] + torch.randn(400, 8, generator=g)
+    res = concept_decodability(reps, labels, k=10, device="cpu")
+    assert res.mean == 1.0 and torch.equal(res.per_concept, torch.ones(4))
+
+
+def test_cd_identical_distributions_is_chance():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(4).repeat_interleave(100)
+    scores = [concept_decodability(torch.randn(400, 16, generator=g), labels, device="cpu").mean
+              for _ in range(5)]
+    assert abs(sum(scores) / 5 - 0.25) < 0.06
+
+
+def test_knn_is_leave_one_out_and_breaks_ties_by_distance():
+    # two tight pairs far apart: each point's only close neighbour is its partner
+    reps = torch.tensor([[0.0], [0.1], [10.0], [10.1]])
+    labels = torch.tensor([0, 1, 0, 1])
+    # with k=1 a point is never its own neighbour, so every point is misclassified
+    assert (knn_predict(reps, labels, k=1) != labels).all()
+    # k=2: one vote for each class; the tie goes to the nearer neighbour's class
+    assert torch.equal(knn_predict(reps, labels, k=2), torch.tensor([1, 0, 1, 0]))
+    with pytest.raises(ValueError, match="k must be"):
+        knn_predict(reps, labels, k=4)
+
+
+def test_model_shapes_hooks_and_positions():
+    task = TaskConfig(K=6)
+    model = build_model(ModelConfig(n_layers=2, d_model=16, n_heads=2), task.D, task.K, device="cpu")
+    b = sample_batch(task, 3)
+    tokens = interleave(b.xs, b.ys)
+    assert tokens.shape == (3, 12, 17)
+    assert torch.equal(tokens[:, 0::2, :16], b.xs) and torch.equal(tokens[:, 1::2, 16], b.ys)
+    assert model.predict(b.xs, b.ys).shape == (3, 6)
+    out, cache = model.run_with_cache(tokens)
+    # the residual stream starts as read-in plus TransformerLens's learned position embedding
+    torch.testing.assert_close(cache["blocks.0.hook_resid_pre"],
+                               model.read_in(tokens) + model.W_pos[:12])
+    assert cache[resid_hook(2)].shape == (3, 12, 16)
+    assert cache["blocks.1.attn.hook_pattern"].shape == (3, 2, 12, 12)
+    # causal: changing y_3 cannot change predictions of y_1..y_3, only later ones
+    ys2 = b.ys.clone()
+    ys2[:, 2] += 5
+    p1, p2 = model.predict(b.xs, b.ys), model.predict(b.xs, ys2)
+    torch.testing.assert_close(p1[:, :3], p2[:, :3])
+    assert (p1[:, 3:] - p2[:, 3:]).abs().max() > 1e-4
+    # a zero-ablation hook changes the output, as every TL hook should
+    ablated = model.run_with_hooks(tokens, fwd_hooks=[("hook_pos_embed", lambda a, hook: a * 0)])
+    assert not torch.allclose(ablated, out)
+    with pytest.raises(ValueError, match="float tokens"):
+        model(b.xs)
+
+
+def test_schedule_and_checkpoints():
+    assert checkpoint_steps(1000, 5)[0] == 0 and checkpoint_steps(1000, 5)[-1] == 1000
+    assert checkpoint_steps(1000, 5) == sorted(set(checkpoint_steps(1000, 5)))
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, n_steps=110, schedule="cosine")
+    assert math.isclose(lr_at(cfg, 0), 0.1) and math.isclose(lr_at(cfg, 10), 1.0)
+    assert math.isclose(lr_at(cfg, 110), 0.1)
+
+
+@pytest.mark.slow
+def test_training_records_and_patching_run():
+    task = TaskConfig(K=8)
+    cfg = TrainConfig(task=task, model=ModelConfig(n_layers=2, d_model=16, n_heads=2),
+                      batch_size=32, n_steps=30, lr=3e-3, n_checkpoints=4, eval_per_basis=20,
+                      cd_per_concept=20)
+    res = train(cfg, device="cpu", progress=False)
+    steps = checkpoint_steps(30, 4)
+    assert sorted(res.states) == steps
+    assert set(res.history.columns) == {"step", "basis", "n_examples", "mse"}
+    assert len(res.history) == len(steps) * 4 * 8
+    assert len(res.cd) == len(steps) * 3 * 5  # layers 0..2, 4 concepts + mean
+    assert res.cd.cd.between(0, 1).all()
+    # the loss falls during training
+    h = res.history.groupby("step").mse.mean()
+    assert h.iloc[-1] < h.iloc[0]
+    reps, labels = collect_icl_representations(res.model, task, n_per_concept=10)
+    assert reps[resid_hook(1)].shape == (40, 16) and labels.shape == (40,)
+    pr = patching_matrix(res.model, task, layer=1, n_per_concept=20)
+    assert pr.delta.shape == (4, 4) and torch.isfinite(pr.delta).all()
+    assert isinstance(cd_by_layer(res.model, task, n_per_concept=15), pd.DataFrame)
