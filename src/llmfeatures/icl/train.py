@@ -225,7 +225,7 @@ def trained_run(
     art = ArtifactDir("icl", scale, {"train": asdict(cfg)})
 
     def build_baselines(folder: Path) -> list[str]:
-        df = baseline_curves(cfg.task, n_seqs=1000 if scale != "ci" else 200, device="cpu")
+        df = baseline_curves(cfg.task, n_seqs=1000 if scale != "ci" else 100, device="cpu")
         with atomic_path(folder / "baselines.csv") as p:
             df.to_csv(p, index=False)
         return ["baselines.csv"]
