@@ -125,12 +125,12 @@ def _resid(
     return out, [len(a) for a in out]
 
 
-def _probe(x_train, y_train, x_test, y_test, seed: int = 0) -> float:
+def _probe(x_train, y_train, x_test, y_test, seed: int = 0, c: float = 1.0) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=c, random_state=seed))
     clf.fit(x_train, y_train)
     return float(clf.score(x_test, y_test))
 
@@ -161,24 +161,27 @@ def gender_probe(
 ) -> float:
     """Accuracy of a linear probe for a person's gender, tested on people it never saw.
 
-    Features: the residual stream after ``layer`` at the last token of the person's name, in the
-    intro sentences of ``pronoun_df`` (columns prompt, name, gender), cut right after the name.
+    Features: the residual stream after ``layer`` at the end of the sentence that introduces the
+    person (``"Once there was a plumber named Al."``), taken from the prompts of ``pronoun_df``
+    (columns prompt, name, gender).  No pronoun has appeared yet, so the probe reads what the
+    model has stored about the person, not its next-token guess.
     """
     layer = middle_layer(model) if layer is None else layer
-    prefixes = []
+    intros = []
     for prompt, name in zip(pronoun_df["prompt"], pronoun_df["name"]):
         m = re.search(rf"\b{re.escape(name)}\b", prompt)
-        if m is None:
-            raise ValueError(f"name {name!r} not found in prompt {prompt!r}")
-        prefixes.append(prompt[: m.end()])
-    acts, _ = _resid(model, prefixes, layer)
+        end = prompt.find(".", m.end()) if m else -1
+        if end < 0:
+            raise ValueError(f"no sentence introducing {name!r} in prompt {prompt!r}")
+        intros.append(prompt[: end + 1])
+    acts, _ = _resid(model, intros, layer)
     x = torch.stack([a[-1] for a in acts]).numpy()
     y = pronoun_df["gender"].to_numpy()
     names = np.array(sorted(set(pronoun_df["name"])))
     rng = np.random.default_rng(seed)
     test_names = set(rng.choice(names, size=max(2, int(round(test_frac * len(names)))), replace=False))
     test = pronoun_df["name"].isin(test_names).to_numpy()
-    return _probe(x[~test], y[~test], x[test], y[test], seed)
+    return _probe(x[~test], y[~test], x[test], y[test], seed, c=0.1)
 
 
 def evaluate_organism(

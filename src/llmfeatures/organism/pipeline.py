@@ -24,6 +24,7 @@ The public functions (``organism_model``, ``organism_sae``, ``organism_checkpoin
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,6 +159,9 @@ def _build_lock(art: ArtifactDir) -> Iterator[None]:
     with FileLock(str(art.path / ".build.lock")):
         # another process may have finished stages while we waited
         art.manifest = art._read_manifest()
+        # temporaries of a build that was killed (atomic_path names them .<name>.<random>.tmp)
+        for stale in [*art.path.glob(".*.tmp"), *art.path.glob("*/.*.tmp")]:
+            shutil.rmtree(stale, ignore_errors=True)
         yield
 
 
