@@ -105,6 +105,7 @@ def test_bayes_mixture_single_basis_is_ridge_and_identifies_concept():
     assert abs(mix[-1] - known[-1]) < 0.1 * known[-1] + 0.01
 
 
+@pytest.mark.slow
 def test_baseline_curves_ordering():
     cfg = TaskConfig()
     df = bl.baseline_curves(cfg, n_seqs=100, lasso_alphas=(0.01, 0.05), ridge_alphas=(0.1,))
