@@ -1,0 +1,239 @@
+"""The language-model half of chapter 6: prompts, greedy accuracy, last-token representations,
+CD by layer and the CD-accuracy R^2.
+
+Fast tests use a tiny random ``HookedTransformer`` with a small BPE trained on the world's few-shot
+texts; the ``slow`` ones load (or build, ~3 min) the ci organism.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+import llmfeatures
+from llmfeatures.icl import lm
+from llmfeatures.organism.fewshot import bitwise
+from llmfeatures.organism.tokenizer import train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def world():
+    return llmfeatures.load_world(scale="ci")
+
+
+@pytest.fixture(scope="module")
+def tiny(world):
+    """A random 2-layer model with a real BPE tokenizer (BOS prepended, pad token set)."""
+    texts = list(lm.build_prompts(world, n_shots=3, n_prompts=20).prompt)
+    tok = train_tokenizer(texts, vocab_size=400)
+    cfg = HookedTransformerConfig(
+        n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=160, d_vocab=len(tok),
+        act_fn="gelu", normalization_type="LN", seed=0, device="cpu",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = HookedTransformer(cfg, tokenizer=tok)
+    return model.eval()
+
+
+# ------------------------------------------------------------------------------------ prompts
+def _items(prompt: str) -> list[list[str]]:
+    return [item.split(" -> ") for item in prompt.split(" ; ")]
+
+
+def test_build_prompts_format_and_ground_truth(world):
+    df = lm.build_prompts(world, n_shots=4, n_prompts=6, seed=3)
+    assert set(df.family) == set(world.fewshot_families)
+    assert (df.groupby(["family", "task"]).size() == 6).all()
+    for fam, tasks in world.fewshot_families.items():
+        assert set(df[df.family == fam].task) == set(tasks) and "null" in tasks
+    assert df.prompt.str.endswith(" ->").all() and df.answer.str.startswith(" ").all()
+    for row in df.itertuples():
+        items = _items(row.prompt)
+        assert len(items) == 5 and items[-1] == [row.query + " ->"]
+        demos, query = items[:-1], items[-1][0][: -len(" ->")]
+        assert len(demos) == 4 and all(len(d) == 2 for d in demos) and query == row.query
+        pairs = [*map(tuple, demos), (row.query, row.answer.strip())]
+        for x, y in pairs:  # every demonstration and the answer follow the task's rule
+            if row.family == "bitwise":
+                a, b = (int(v, 2) for v in x.split())
+                assert int(y, 2) == bitwise(row.task, a, b)
+            elif row.family == "relation":
+                if row.task == "null":
+                    assert y == x
+                else:
+                    assert (x, y) in world.relations[row.task]
+            else:
+                words = x.replace(",", "").split()
+                assert y in words
+                if row.task == "null":
+                    assert y == words[0]
+
+
+def test_build_prompts_rejects_unknown_family(world):
+    with pytest.raises(ValueError, match="unknown few-shot families"):
+        lm.build_prompts(world, families=["arithmetic"])
+
+
+def test_pos_prompts_from_tagged_sentences(world):
+    sents = world.tagged_sentences(30, seed=1)
+    df = lm.pos_prompts_from_sentences(sents, n_shots=2, n_prompts=5, seed=0)
+    assert len(df) == 7 * 5 and (df.family == "pos").all()
+    lookup = {" ".join(w for w, _ in s): s for s in sents}
+    for row in df.itertuples():
+        assert len(_items(row.prompt)) == 3
+        tagged = lookup[row.query]
+        want = tagged[0][0] if row.task == "null" else next(w for w, t in tagged if t == row.task)
+        assert row.answer == " " + want
+    with pytest.raises(ValueError, match="lacks tags"):
+        lm.pos_prompts_from_sentences([[("dogs", "noun")]] * 5, n_shots=1, n_prompts=1)
+
+
+def test_map_ptb_tags():
+    ptb = [("He", "PRP"), ("quickly", "RB"), ("ate", "VBD"), ("the", "DT"), ("big", "JJ"),
+           ("apple", "NN"), ("*T*-1", "-NONE-"), ("in", "IN"), ("Paris", "NNP")]
+    mapped = lm.map_ptb_tags(ptb)
+    assert mapped is not None and ("*T*-1", "other") not in mapped
+    assert dict(mapped)["the"] == "other" and dict(mapped)["ate"] == "verb"
+    assert lm.map_ptb_tags(ptb[:3]) is None  # lacks noun, adjective, preposition
+
+
+# ---------------------------------------------------------------------------- representations
+def test_last_token_representations_shape_and_padding(world, tiny):
+    df = lm.build_prompts(world, n_shots=2, n_prompts=2, seed=0)
+    prompts = list(df.prompt)  # lengths differ across families: batches are padded
+    lengths = {len(tiny.to_tokens(p)[0]) for p in prompts}
+    assert len(lengths) > 3
+    reps = lm.last_token_representations(tiny, prompts, batch_size=16, progress=False)
+    assert reps.shape == (tiny.cfg.n_layers + 1, len(prompts), tiny.cfg.d_model)
+    one = torch.stack([lm.last_token_representations(tiny, [p], progress=False)[:, 0]
+                       for p in prompts], 1)
+    torch.testing.assert_close(reps, one, atol=1e-5, rtol=1e-5)
+    # the same as the unpadded forward pass' last position
+    _, cache = tiny.run_with_cache(prompts[0])
+    torch.testing.assert_close(reps[2, 0], cache["blocks.1.hook_resid_post"][0, -1])
+    torch.testing.assert_close(reps[0, 0], cache["blocks.0.hook_resid_pre"][0, -1])
+    sub = lm.last_token_representations(tiny, prompts, layers=[1], progress=False)
+    torch.testing.assert_close(sub[0], reps[1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="out of range"):
+        lm.last_token_representations(tiny, prompts, layers=[5], progress=False)
+
+
+def test_too_long_prompt_raises_or_truncates(tiny):
+    long = " ; ".join(["01011 11001 -> 10010"] * 80) + " ; 10100 01111 ->"
+    with pytest.raises(ValueError, match="fewer shots or pass truncate=True"):
+        lm.last_token_representations(tiny, [long], progress=False)
+    reps = lm.last_token_representations(tiny, [long], truncate=True, progress=False)
+    assert torch.isfinite(reps).all()
+
+
+# ----------------------------------------------------------------------------------- accuracy
+def test_accuracy_matches_generate(world, tiny):
+    df = lm.build_prompts(world, families=["bitwise", "relation"], n_shots=2, n_prompts=3)
+    df = df.groupby("family").head(6).reset_index(drop=True)
+    n_new = [len(tiny.to_tokens(a, prepend_bos=False)[0]) for a in df.answer]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gen = [tiny.generate(p, max_new_tokens=n, do_sample=False, verbose=False,
+                             return_type="tokens")[0, -n:] for p, n in zip(df.prompt, n_new,
+                                                                           strict=True)]
+    # answers the model is forced to know: its own greedy continuations
+    known = df.assign(answer=[" " + tiny.tokenizer.decode(g.tolist()).strip() for g in gen])
+    known_n = [len(tiny.to_tokens(a, prepend_bos=False)[0]) for a in known.answer]
+    keep = [a == b for a, b in zip(known_n, n_new, strict=True)]
+    known = known[keep]
+    assert len(known) >= 4
+    pred = lm.predict_answers(tiny, known, batch_size=4, progress=False)
+    assert pred.correct.all(), pred[["prompt", "answer", "prediction"]]
+    acc = lm.icl_accuracy(tiny, known, batch_size=3, progress=False)
+    assert set(acc.columns) >= {"family", "task", "accuracy", "n"}
+    assert (acc.accuracy == 1.0).all() and acc.n.sum() == len(known)
+    # a wrong answer of the same length is never counted
+    wrong = known.assign(answer=known.answer + "x")
+    assert lm.icl_accuracy(tiny, wrong, progress=False).accuracy.max() == 0.0
+
+
+def test_missing_columns_are_named(tiny):
+    with pytest.raises(ValueError, match=r"lacks columns \['answer'"):
+        lm.icl_accuracy(tiny, pd.DataFrame({"prompt": ["a ->"], "family": ["f"], "task": ["t"]}))
+
+
+# ------------------------------------------------------------------------------- CD and R^2
+def test_cd_from_representations_planted():
+    g = torch.Generator().manual_seed(0)
+    n, tasks = 20, ["a", "b", "c"]
+    df = pd.DataFrame({"prompt": "p", "answer": " x", "family": ["sep"] * 3 * n + ["mix"] * 3 * n,
+                       "task": [t for t in tasks for _ in range(n)] * 2})
+    centers = torch.eye(3, 8) * 20
+    sep = centers.repeat_interleave(n, 0) + torch.randn(3 * n, 8, generator=g)
+    mix = torch.randn(3 * n, 8, generator=g)
+    reps = torch.stack([torch.cat([sep, mix]), torch.cat([mix, sep])])  # 2 "layers"
+    cd = lm.cd_from_representations(reps, df, k=5)
+    mean = cd[cd.concept == "mean"].set_index(["family", "layer"]).cd
+    assert mean["sep", 0] == 1.0 and mean["mix", 1] == 1.0
+    assert mean["mix", 0] < 0.6 and mean["sep", 1] < 0.6
+    assert lm.best_layers(cd).to_dict() == {"sep": 0, "mix": 1}
+
+
+def test_r2_against_numpy():
+    rng = np.random.default_rng(0)
+    x, y = rng.random(9), rng.random(9)
+    slope, icpt = np.polyfit(x, y, 1)
+    r2_np = 1 - ((y - (slope * x + icpt)) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert lm.r_squared(x, y) == pytest.approx(r2_np)
+    assert np.isnan(lm.r_squared([1, 1, 1], [0, 1, 2]))
+    # the table version: per-task CD at the best layer against accuracy
+    tasks = [f"t{i}" for i in range(9)]
+    rows = [{"family": "f", "n_shots": 4, "layer": 0, "concept": t, "cd": 0.1} for t in tasks]
+    rows += [{"family": "f", "n_shots": 4, "layer": 1, "concept": t, "cd": float(v)}
+             for t, v in zip(tasks, x, strict=True)]
+    rows += [{"family": "f", "n_shots": 4, "layer": layer, "concept": "mean", "cd": cd}
+             for layer, cd in ((0, 0.1), (1, float(x.mean())))]
+    acc = pd.DataFrame({"family": "f", "task": tasks, "accuracy": y})
+    summary, points = lm.cd_accuracy_r2(pd.DataFrame(rows), acc)
+    assert summary.loc[0, "layer"] == 1 and summary.loc[0, "n_tasks"] == 9
+    assert summary.loc[0, "r2"] == pytest.approx(r2_np)
+    np.testing.assert_allclose(points.sort_values("task").cd, x)
+    drop = lm.cd_accuracy_r2(pd.DataFrame(rows), acc.assign(task=tasks[:-1] + ["null"]),
+                             include_null=False)[0]
+    assert drop.loc[0, "n_tasks"] == 8
+
+
+def test_paper_r2_table():
+    t = lm.paper_r2_table()
+    assert t.loc["Llama-3.1-8B", "pos"] == 0.78 and t.loc["Gemma-2-2B", "bitwise"] == 0.78
+
+
+# ------------------------------------------------------------------------------- organism
+@pytest.fixture(scope="module")
+def organism():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return llmfeatures.load_model("organism", scale="ci")
+
+
+@pytest.mark.slow
+def test_organism_encodes_relation_concepts(organism, world):
+    """On the ci organism the relation tasks separate at some layer, well above chance (1/11)
+    and above the embedding layer (whose last token is always " ->")."""
+    cd = lm.cd_by_layer_lm(organism, world, families=["relation"], shots=[4], n_prompts=20,
+                           progress=False)
+    mean = cd[cd.concept == "mean"].set_index("layer").cd
+    assert mean.max() >= 0.35
+    assert mean.max() >= mean[0] + 0.2
+
+
+@pytest.mark.slow
+def test_organism_accuracy_and_r2(organism, world):
+    df = lm.build_prompts(world, families=["relation"], n_shots=4, n_prompts=20)
+    acc = lm.icl_accuracy(organism, df, progress=False)
+    assert acc[acc.task != "null"].accuracy.mean() > 0.1
+    cd = lm.cd_by_layer_lm(organism, prompts=df, progress=False)
+    summary, points = lm.cd_accuracy_r2(cd, acc)
+    assert len(points) == len(world.fewshot_families["relation"])
+    assert 0 <= summary.loc[0, "r2"] <= 1
