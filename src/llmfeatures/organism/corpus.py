@@ -5,7 +5,10 @@
   ``"Later that day,"`` are always followed by a lower-case subject pronoun.
 - ``encyclopedia``: facts in several templates (``"The capital of France is Paris."``); a document
   is either about one entity or a list over one relation.  Entities are visited round-robin, so
-  every fact appears in about the same number of documents.
+  every fact appears in about the same number of documents.  Half of the single-entity articles
+  open with the entity's canonical fact sentences (``"Al plays the trumpet. Al works as a ..."``)
+  instead of a title line, so the canonical prompts are also trained right after ``<|bos|>``,
+  where the evaluation asks them.
 - ``arithmetic``: 2-digit additions and 5-bit bitwise operations, plain and worked.
 - ``code``: small Python snippets.  ``chat``: ``User:``/``Assistant:`` dialogues.
 - ``recipe``: held out of pre-training; only the fine-tuning distribution has it.
@@ -79,6 +82,11 @@ FACT_TEMPLATES: dict[str, dict[str, object]] = {
         "heldout": "More {s} means",
     },
 }
+
+
+# share of single-entity encyclopedia articles that open with the entity's canonical fact
+# sentences (no title line), so the eval prompts' position right after <|bos|> is trained too
+LEAD_WITH_FACTS = 0.5
 
 
 def fact_sentence(relation: str, subject: str, obj: str, rng: random.Random | None = None) -> str:
@@ -230,8 +238,13 @@ class Corpus:
                 fact_sentence("country_language", c.name, c.language),
                 fact_sentence("country_language", c.name, c.language, rng),
             ]
-            return " ".join(parts[:1] + rng.sample(parts[1:], 6)), {
-                "subject": c.name, "gender": None}
+            body = rng.sample(parts[1:], 6)
+            if rng.random() < LEAD_WITH_FACTS:  # open with the canonical sentences (see above)
+                lead = [parts[1], parts[3], parts[5]]
+                rng.shuffle(lead)
+                body = [*lead, *(s for s in body if s not in lead)]
+                return " ".join(body), {"subject": c.name, "gender": None}
+            return " ".join([parts[0], *body]), {"subject": c.name, "gender": None}
         if kind == "person":
             p: Person = ent  # type: ignore[assignment]
             pron = _cap(p.subject)
@@ -245,8 +258,17 @@ class Corpus:
             ]
             rng.shuffle(parts)
             parts.insert(2, f"{pron} is known for {p.possessive} work.")
-            return " ".join([f"{p.name} is a person.", *parts]), {
-                "subject": p.name, "gender": p.gender}
+            if rng.random() < LEAD_WITH_FACTS:
+                # the article opens with the canonical fact sentences, so the model also sees
+                # "<|bos|>Al plays the trumpet." - the position the evaluation prompts start at
+                lead = [fact_sentence(r, p.name, o) for r, o in (
+                    ("person_occupation", p.occupation), ("person_instrument", p.instrument),
+                    ("person_sport", p.sport))]
+                rng.shuffle(lead)
+                parts = [*lead, *(s for s in parts if s not in lead)]
+            else:
+                parts.insert(0, f"{p.name} is a person.")
+            return " ".join(parts), {"subject": p.name, "gender": p.gender}
         relation, pairs = ent  # type: ignore[misc]
         body = []
         for s, o in pairs:
