@@ -67,7 +67,8 @@ def main() -> None:
     print("== few-shot relation accuracy at 4 shots")
     for key in sorted(k for k in m if k.startswith("fewshot4_") and k != "fewshot4_mean"):
         print(f"  {key.removeprefix('fewshot4_'):<28} {m[key]:.3f}")
-    print("== SAEs (held-out tokens)")
+    print(f"== SAEs ({m.get('sae_eval_tokens', float('nan')):.0f} held-out tokens; dead = never "
+          "active on them)")
     n_layers = sum(s.startswith("sae_L") for s in info["stages"])
     for layer in range(n_layers):
         cells = [f"{k}={m[f'sae_L{layer}_{k}']:.3f} {_check(m[f'sae_L{layer}_{k}'], *b)}"

@@ -199,7 +199,8 @@ def evaluate_organism(
     the SAE metrics.  Keys: ``fact_top1``, ``fact_exact``, ``fact_heldout_template_top1``,
     ``pronoun_agreement``, ``pronoun_top1``, ``addition_exact``, ``fewshot4_<relation>``,
     ``fewshot4_mean``, ``probe_domain``, ``probe_gender``, ``sae_L<l>_fve`` / ``_l0`` /
-    ``_dead_frac``.
+    ``_dead_frac`` and ``sae_eval_tokens`` (the number of held-out tokens they are measured on;
+    a latent is dead if it fires on none of them).
     """
     from llmfeatures.organism.sae import residual_activations, sae_metrics
 
@@ -233,6 +234,8 @@ def evaluate_organism(
             raise ValueError("evaluate_organism needs sae_rows (held-out token rows) to score SAEs.")
         acts = residual_activations(model, sae_rows, layer)
         for k, v in sae_metrics(sae, acts).items():
-            if k != "n_tokens":
+            if k == "n_tokens":
+                m["sae_eval_tokens"] = v  # dead = never active on this many held-out tokens
+            else:
                 m[f"sae_L{layer}_{k}"] = v
     return {k: float(v) for k, v in m.items()}

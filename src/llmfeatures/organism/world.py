@@ -102,7 +102,9 @@ _CI_TRAIN = 1500
 WORLD_PRESETS: dict[str, WorldConfig] = {
     "ci": WorldConfig(n_train_docs=_CI_TRAIN, n_val_docs=100, n_finetune_docs=200,
                       n_finetune_val_docs=40, n_heldout_additions=100),
-    "book": WorldConfig(),
+    # the val split also scores the SAEs: 2400 documents are ~230k held-out tokens, enough for
+    # "dead = never fires on the held-out tokens" to mean rare, not merely unlucky
+    "book": WorldConfig(n_val_docs=2400),
     "gpu": WorldConfig(n_train_docs=60_000, n_val_docs=2000, n_finetune_docs=6000,
                        n_finetune_val_docs=500),
     "paper": WorldConfig(n_train_docs=200_000, n_val_docs=5000, n_finetune_docs=20_000,
