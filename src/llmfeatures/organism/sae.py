@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -163,7 +164,14 @@ def _to_inference(trained) -> SAE:
 
 
 def save_sae(sae: SAE, path: str | os.PathLike[str]) -> None:
-    """Write ``sae`` to the folder ``path`` in sae-lens' format (``cfg.json`` + safetensors)."""
+    """Write ``sae`` to the folder ``path`` in sae-lens' format (``cfg.json`` + safetensors).
+
+    The training runner records TransformerLens ``from_pretrained`` arguments in the SAE's
+    metadata; the organism is never loaded with ``from_pretrained``, so they are cleared (sae-lens
+    would otherwise warn about them every time the SAE is loaded).
+    """
+    if getattr(sae.cfg, "metadata", None) is not None:
+        sae.cfg.metadata.model_from_pretrained_kwargs = {}
     sae.save_model(str(path))
 
 
@@ -179,7 +187,12 @@ def load_sae(
             f"{path} is not an sae-lens SAE folder (no cfg.json); build the organism first "
             "(python -m llmfeatures organism build)."
         )
-    sae = SAE.load_from_disk(str(path), device=str(device))
+    with warnings.catch_warnings():
+        # folders written before save_sae cleared the field still carry it (see save_sae)
+        warnings.filterwarnings("ignore", message=".*non-empty model_from_pretrained_kwargs")
+        sae = SAE.load_from_disk(str(path), device=str(device))
+    if getattr(sae.cfg, "metadata", None) is not None:
+        sae.cfg.metadata.model_from_pretrained_kwargs = {}
     if model is not None:
         check_sae_fits(sae, model)
     return sae
