@@ -128,8 +128,13 @@ def test_too_long_prompt_raises_or_truncates(tiny):
     long = " ; ".join(["01011 11001 -> 10010"] * 80) + " ; 10100 01111 ->"
     with pytest.raises(ValueError, match="fewer shots or pass truncate=True"):
         lm.last_token_representations(tiny, [long], progress=False)
-    reps = lm.last_token_representations(tiny, [long], truncate=True, progress=False)
-    assert torch.isfinite(reps).all()
+    with pytest.warns(UserWarning, match="1 of 1 prompts were longer"):
+        reps = lm.last_token_representations(tiny, [long], truncate=True, progress=False)
+    # truncation keeps the last tokens: the same as the prompt's tail after BOS
+    ids = tiny.to_tokens(long, truncate=False)[0]
+    tail = torch.cat([ids[:1], ids[len(ids) - tiny.cfg.n_ctx + 1:]])
+    _, cache = tiny.run_with_cache(tail[None])
+    torch.testing.assert_close(reps[-1, 0], cache["blocks.1.hook_resid_post"][0, -1])
 
 
 # ----------------------------------------------------------------------------------- accuracy

@@ -24,6 +24,7 @@ residual stream after ``l`` blocks.
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -50,7 +51,7 @@ class LMPreset:
 
 
 PRESETS: dict[str, LMPreset] = {
-    "ci": LMPreset(n_prompts=30, shots=(1, 4, 10), n_shots_accuracy=4, batch_size=64),
+    "ci": LMPreset(n_prompts=20, shots=(1, 4, 10), n_shots_accuracy=4, batch_size=64),
     "book": LMPreset(n_prompts=60, shots=(1, 4, 10), n_shots_accuracy=4, batch_size=64),
     "gpu": LMPreset(n_prompts=100, shots=(1, 4, 10), n_shots_accuracy=4, batch_size=32),
     "paper": LMPreset(n_prompts=100, shots=(1, 4, 10), n_shots_accuracy=4, batch_size=16),
@@ -181,7 +182,7 @@ def _encode(model, prompts: Sequence[str], extra: int = 0, truncate: bool = Fals
     if model.tokenizer is None:
         raise ValueError("the model has no tokenizer; load it with llmfeatures.load_model")
     limit = model.cfg.n_ctx - extra
-    out = []
+    out, cut = [], 0
     for p in prompts:
         ids = model.to_tokens(p, truncate=False)[0].tolist()
         if len(ids) > limit:
@@ -192,7 +193,11 @@ def _encode(model, prompts: Sequence[str], extra: int = 0, truncate: bool = Fals
                     "pass truncate=True to keep the first token and the last ones"
                 )
             ids = ids[:1] + ids[len(ids) - limit + 1:]
+            cut += 1
         out.append(ids)
+    if cut:
+        warnings.warn(f"{cut} of {len(out)} prompts were longer than {limit} tokens and lost "
+                      "their first demonstrations (truncate=True)", stacklevel=3)
     return out
 
 
