@@ -44,18 +44,22 @@ def main() -> None:
 
     from llmfeatures.organism.pipeline import build_organism, organism_info
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     build_organism(args.scale)
     total = time.perf_counter() - t0
+    cpu_total = time.process_time() - c0
     info = organism_info(args.scale)
     m = info["metrics"]
     print(f"\n== organism build at scale {args.scale!r} in {info['path']}")
     print(f"load average at the end: {os.getloadavg()}")
+    print("  (cpu s: CPU time of the build process; with one torch thread about the wall time on an"
+          " idle machine)")
     for stage in info["stages"]:
-        print(f"  stage {stage:<10} {m.get(f'time_{stage}_s', float('nan')):8.1f} s")
+        print(f"  stage {stage:<10} {m.get(f'time_{stage}_s', float('nan')):8.1f} s   "
+              f"cpu {m.get(f'cpu_{stage}_s', float('nan')):8.1f} s")
     limit = TIME_LIMIT_S.get(args.scale)
     verdict = "" if limit is None else f"  (limit {limit} s: {'ok' if total <= limit else 'OVER'})"
-    print(f"  total            {total:8.1f} s{verdict}")
+    print(f"  total            {total:8.1f} s   cpu {cpu_total:8.1f} s{verdict}")
     print(f"  cache size       {info['total_bytes'] / 2**20:8.1f} MiB")
     print(f"  final train/val loss: {m['final_train_loss']:.3f} / {m['final_val_loss']:.3f}")
     print("== behaviour and probes (held-out prompts / documents / people)")
