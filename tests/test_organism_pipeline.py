@@ -145,7 +145,12 @@ def test_sae_loads_with_sae_lens(organism, model):
         assert sae.cfg.d_in == model.cfg.d_model
         assert sae.cfg.d_sae == ORGANISM_PRESETS[SCALE].sae.expansion * model.cfg.d_model
         assert sae.cfg.metadata.hook_name == f"blocks.{layer}.hook_resid_post"
-    sae = organism_sae(0, SCALE, device="cpu")
+        assert not sae.cfg.metadata.model_from_pretrained_kwargs
+        cfg = json.loads((organism.path / f"saes/layer_{layer}/cfg.json").read_text())
+        assert not cfg.get("model_from_pretrained_kwargs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no misleading sae-lens warning for organism SAEs
+        sae = organism_sae(0, SCALE, device="cpu")
     _, cache = model.run_with_cache("The capital of France is Paris")
     feats = sae.encode(cache["blocks.0.hook_resid_post"])
     assert feats.shape[-1] == sae.cfg.d_sae and (feats > 0).any()
@@ -162,6 +167,10 @@ def test_quality_at_ci_scale(organism):
         assert m[f"sae_L{layer}_fve"] >= 0.7
         assert 4 <= m[f"sae_L{layer}_l0"] <= 64
         assert m[f"sae_L{layer}_dead_frac"] < 0.3
+    # dead latents are counted over all held-out (val) tokens, and that count is recorded
+    val_rows = pipeline._Builder(organism, ORGANISM_PRESETS[SCALE], SCALE,
+                                 torch.device("cpu")).rows("val")
+    assert 0.8 * val_rows.numel() < m["sae_eval_tokens"] < val_rows.numel()  # minus bos/eos
     for key in ("addition_exact", "fewshot4_mean", "fewshot4_country_capital"):
         assert 0.0 <= m[key] <= 1.0
     info = organism_info(SCALE)
@@ -261,3 +270,20 @@ def test_same_seed_gives_identical_weights(tmp_path, monkeypatch):
     pipeline._build(SCALE, until="model", device="cpu")
     sc = torch.load(pipeline.organism_dir(SCALE).path / "model.pt", weights_only=True)
     assert not torch.equal(sa["embed.W_E"], sc["embed.W_E"])
+
+
+def test_pipeline_api_is_reexported_lazily():
+    import subprocess
+    import sys
+
+    import llmfeatures.organism as organism_pkg
+
+    assert organism_pkg.build_organism is build_organism
+    assert organism_pkg.ORGANISM_PRESETS is ORGANISM_PRESETS
+    assert organism_pkg.OrganismConfig is OrganismConfig
+    with pytest.raises(AttributeError, match="no attribute"):
+        organism_pkg.not_a_name  # noqa: B018
+    code = ("import sys, llmfeatures.organism; "
+            "print('sae_lens' in sys.modules or 'transformer_lens' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -313,3 +313,33 @@ def test_bad_requests_raise_clear_errors(world: World) -> None:
         build_world(scale="huge")
     with pytest.raises(ValueError, match="WorldConfig"):
         build_world({"n_train_docs": 100})  # type: ignore[arg-type]
+
+
+def test_entity_articles_open_with_canonical_facts(world):
+    """The eval prompts start right after <|bos|>, so training documents must also open with the
+    canonical fact sentences (about half of the single-entity articles do)."""
+    docs = world.documents("train").query("domain == 'encyclopedia'")
+    opened, titled = set(), set()
+    for text, subject in zip(docs["text"], docs["subject"]):
+        if subject in set(world.people["name"]):
+            p = world.people.set_index("name").loc[subject]
+            canonical = [f"{subject} works as a {p.occupation}.",
+                         f"{subject} plays the {p.instrument}.",
+                         f"The favourite sport of {subject} is {p.sport}."]
+            title = f"{subject} is a person."
+        elif subject in set(world.countries["country"]):
+            c = world.countries.set_index("country").loc[subject]
+            canonical = [f"The capital of {subject} is {c.capital}.",
+                         f"The language of {subject} is {c.language}.",
+                         f"The currency of {subject} is the {c.currency}."]
+            title = f"{subject} is a country."
+        else:
+            continue
+        if text.startswith(title):
+            titled.add(subject)
+        else:  # no title: the article opens with all three canonical sentences, in some order
+            head = text.split(". ")[:3]
+            assert sorted(h.rstrip(".") + "." for h in head) == sorted(canonical), text
+            opened.add(subject)
+    n_entities = len(world.people) + len(world.countries)
+    assert len(opened) >= 0.3 * n_entities and len(titled) >= 0.3 * n_entities
