@@ -109,3 +109,23 @@ def test_training_records_and_patching_run():
     pr = patching_matrix(res.model, task, layer=1, n_per_concept=20)
     assert pr.delta.shape == (4, 4) and torch.isfinite(pr.delta).all()
     assert isinstance(cd_by_layer(res.model, task, n_per_concept=15), pd.DataFrame)
+
+
+def test_pairs_token_format_repeats_x_in_the_y_token():
+    task = TaskConfig(K=5)
+    b = sample_batch(task, 2, generator=torch.Generator().manual_seed(3))
+    paper, pairs = interleave(b.xs, b.ys), interleave(b.xs, b.ys, "pairs")
+    assert torch.equal(paper[:, 0::2], pairs[:, 0::2])  # x tokens are the same
+    assert torch.equal(pairs[:, 1::2, :16], b.xs) and torch.equal(pairs[:, 1::2, 16], b.ys)
+    assert torch.count_nonzero(paper[:, 1::2, :16]) == 0
+    model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, token_format="pairs"),
+                        task.D, task.K, device="cpu")
+    assert torch.equal(model.tokens(b.xs, b.ys), pairs)
+    # still causal: y_3 (and its x) cannot reach the predictions of y_1..y_3
+    ys2 = b.ys.clone()
+    ys2[:, 2] += 5
+    torch.testing.assert_close(model.predict(b.xs, b.ys)[:, :3], model.predict(b.xs, ys2)[:, :3])
+    with pytest.raises(ValueError, match="token_format"):
+        ModelConfig(token_format="xy")
+    with pytest.raises(ValueError, match="token_format"):
+        interleave(b.xs, b.ys, "xy")

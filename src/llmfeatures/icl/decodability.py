@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from llmfeatures.config import get_device
-from llmfeatures.icl.model import ICLTransformer, interleave
+from llmfeatures.icl.model import ICLTransformer
 from llmfeatures.icl.tasks import TaskConfig, balanced_basis, sample_batch
 
 
@@ -99,7 +99,7 @@ def collect_icl_representations(
         task, len(labels), basis=labels, generator=torch.Generator().manual_seed(seed),
         device=model.cfg.device,
     )
-    _, cache = model.run_with_cache(interleave(b.xs, b.ys), names_filter=lambda n: n in hooks)
+    _, cache = model.run_with_cache(model.tokens(b.xs, b.ys), names_filter=lambda n: n in hooks)
     pos = 2 * (q - 1)
     return {h: cache[h][:, pos].detach() for h in hooks}, labels
 

@@ -2,7 +2,12 @@
 with a linear read-in of real-valued tokens and a one-number read-out.
 
 A sequence of ``K`` pairs is fed as ``2K`` tokens ``x_1, y_1, x_2, y_2, ...``, each a vector of
-size ``D + 1``: an x token is ``[x, 0]``, a y token ``[0, ..., 0, y]``.  ``read_in`` (a
+size ``D + 1``: an x token is ``[x, 0]``, a y token ``[0, ..., 0, y]`` (``token_format="paper"``).
+
+With ``token_format="pairs"`` the y token also repeats its x: ``[x, y]``.  The model then needs no
+previous-token head to bring x next to its y before it can regress, which removes the long initial
+plateau that the paper's 80K steps pay for; the small CPU presets use it, the ``gpu`` and ``paper``
+presets keep the paper's form.  ``read_in`` (a
 ``Linear(D+1 -> d_model)``) replaces the token embedding; the learned positional embedding,
 the blocks, the final LayerNorm and the unembedding are TransformerLens's own, with
 ``d_vocab_out = 1`` so that ``unembed`` *is* the linear read-out.  The prediction of ``y_i`` is
@@ -24,6 +29,8 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from llmfeatures.config import get_device
 
+TOKEN_FORMATS = ("paper", "pairs")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -33,25 +40,33 @@ class ModelConfig:
     d_model: int = 256
     n_heads: int = 8
     d_mlp: int | None = None  # default 4 * d_model
+    token_format: str = "paper"  # or "pairs": the y token repeats its x (see the module notes)
 
     def __post_init__(self) -> None:
+        if self.token_format not in TOKEN_FORMATS:
+            raise ValueError(f"token_format must be one of {TOKEN_FORMATS}, got {self.token_format!r}")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
             )
 
 
-def interleave(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+def interleave(xs: torch.Tensor, ys: torch.Tensor, token_format: str = "paper") -> torch.Tensor:
     """Tokens ``x_1, y_1, ..., x_K, y_K`` as vectors of size ``D + 1``.
 
-    xs: ``(B, K, D)``, ys: ``(B, K)`` -> ``(B, 2K, D + 1)``.
+    xs: ``(B, K, D)``, ys: ``(B, K)`` -> ``(B, 2K, D + 1)``.  ``token_format="pairs"`` repeats
+    each x in its y token (see the module notes).
     """
+    if token_format not in TOKEN_FORMATS:
+        raise ValueError(f"token_format must be one of {TOKEN_FORMATS}, got {token_format!r}")
     if xs.ndim != 3 or ys.shape != xs.shape[:2]:
         raise ValueError(f"need xs (B, K, D) and ys (B, K); got {tuple(xs.shape)}, {tuple(ys.shape)}")
     B, K, D = xs.shape
     tokens = xs.new_zeros(B, K, 2, D + 1)
     tokens[:, :, 0, :D] = xs
     tokens[:, :, 1, D] = ys
+    if token_format == "pairs":
+        tokens[:, :, 1, :D] = xs
     return tokens.reshape(B, 2 * K, D + 1)
 
 
@@ -69,11 +84,12 @@ class ICLTransformer(HookedTransformer):
     predictions.
     """
 
-    def __init__(self, cfg: HookedTransformerConfig, d_input: int):
+    def __init__(self, cfg: HookedTransformerConfig, d_input: int, token_format: str = "paper"):
         if cfg.d_vocab_out != 1:
             raise ValueError("ICLTransformer needs d_vocab_out=1 (the unembedding is the read-out)")
         super().__init__(cfg)
         self.d_input = d_input
+        self.token_format = token_format
         self.read_in = nn.Linear(d_input, cfg.d_model)
         self.setup()
         self.to(cfg.device)
@@ -102,9 +118,13 @@ class ICLTransformer(HookedTransformer):
             **kwargs,
         )
 
+    def tokens(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """The model's input for pairs ``(B, K, D), (B, K)``: ``(B, 2K, D + 1)`` in its token format."""
+        return interleave(xs, ys, self.token_format)
+
     def predict(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         """Predictions of every ``y_i`` from the pairs before it: ``(B, K, D), (B, K) -> (B, K)``."""
-        out = self(interleave(xs, ys))
+        out = self(self.tokens(xs, ys))
         return out[:, 0::2, 0]
 
 
@@ -133,7 +153,7 @@ def build_model(
         device=str(get_device(device)),
         default_prepend_bos=False,
     )
-    return ICLTransformer(cfg, d_input=D + 1)
+    return ICLTransformer(cfg, d_input=D + 1, token_format=model_cfg.token_format)
 
 
 def icl_loss(preds: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from llmfeatures.icl.decodability import resid_hook
-from llmfeatures.icl.model import ICLTransformer, interleave
+from llmfeatures.icl.model import ICLTransformer
 from llmfeatures.icl.tasks import TaskConfig, balanced_basis, sample_batch
 
 
@@ -47,6 +47,17 @@ class PatchingResult:
         return float("inf") if same <= 1e-12 else self.other_concept / same
 
 
+def mean_patch_hook(mean: torch.Tensor, positions: torch.Tensor):
+    """A TransformerLens hook that writes ``mean[positions]`` (``mean``: ``(T, d)``) into
+    ``act[:, positions]`` (``act``: ``(B, T, d)``) and returns the patched activation."""
+
+    def hook(act: torch.Tensor, hook=None) -> torch.Tensor:
+        act[:, positions] = mean[positions]
+        return act
+
+    return hook
+
+
 @torch.no_grad()
 def concept_means(
     model: ICLTransformer, task: TaskConfig, layer: int, n_per_concept: int = 100, seed: int = 99
@@ -56,7 +67,7 @@ def concept_means(
     b = sample_batch(task, len(labels), basis=labels, generator=torch.Generator().manual_seed(seed),
                      device=model.cfg.device)
     hook = resid_hook(layer)
-    _, cache = model.run_with_cache(interleave(b.xs, b.ys), names_filter=hook)
+    _, cache = model.run_with_cache(model.tokens(b.xs, b.ys), names_filter=hook)
     acts = cache[hook]  # (N, 2K, d)
     return acts.view(task.n_bases, n_per_concept, *acts.shape[1:]).mean(1)
 
@@ -89,15 +100,11 @@ def patching_matrix(
     for a in range(C):
         b = sample_batch(task, n_per_concept, basis=a, generator=torch.Generator().manual_seed(seed + 10 + a),
                          device=model.cfg.device)
-        tokens = interleave(b.xs, b.ys)
+        tokens = model.tokens(b.xs, b.ys)
         target = b.ys[:, [i - 1 for i in examples]]
         base = float(((model(tokens)[:, pos, 0] - target) ** 2).mean())
         clean[a] = base
         for c in range(C):
-            def patch(act, hook, c=c):
-                act[:, pos] = means[c, pos]
-                return act
-
-            out = model.run_with_hooks(tokens, fwd_hooks=[(hook, patch)])
+            out = model.run_with_hooks(tokens, fwd_hooks=[(hook, mean_patch_hook(means[c], pos))])
             delta[a, c] = float(((out[:, pos, 0] - target) ** 2).mean()) - base
     return PatchingResult(delta, clean, layer, examples)
