@@ -13,6 +13,17 @@ os.environ.setdefault("LLMFEATURES_SCALE", "ci")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def toc_files() -> list[str]:
+    """Every page of the book, in the order of ``_toc.yml`` (paths without extension)."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [ch["file"] for ch in part.get("chapters", [])]
+    return files
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT

@@ -10,11 +10,10 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 from bs4 import BeautifulSoup
 
 from llmfeatures.nbtools import REPOSITORY
-from tests.conftest import ROOT
+from tests.conftest import toc_files
 
 pytestmark = pytest.mark.book
 
@@ -29,20 +28,12 @@ def html_root() -> Path:
     return root
 
 
-def _pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-    for part in toc.get("parts", []):
-        pages += [ch["file"] for ch in part.get("chapters", [])]
-    return pages
-
-
-@pytest.mark.parametrize("page", _pages())
+@pytest.mark.parametrize("page", toc_files())
 def test_page_exists(html_root: Path, page: str) -> None:
     assert (html_root / f"{page}.html").exists()
 
 
-NOTEBOOK_PAGES = [p for p in _pages() if p.startswith("notebooks/")]
+NOTEBOOK_PAGES = [p for p in toc_files() if p.startswith("notebooks/")]
 
 
 @pytest.mark.parametrize("page", NOTEBOOK_PAGES)

@@ -9,17 +9,9 @@ import pytest
 import yaml
 
 from llmfeatures import nbtools
-from tests.conftest import ROOT
+from tests.conftest import ROOT, toc_files
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-
-
-def _toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [ch["file"] for ch in part.get("chapters", [])]
-    return files
 
 
 def test_there_are_notebooks() -> None:
@@ -55,7 +47,7 @@ def test_config_repository_matches_pyproject() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_notebook_is_in_the_toc(path) -> None:
-    assert f"notebooks/{path.stem}" in _toc_files()
+    assert f"notebooks/{path.stem}" in toc_files()
 
 
 def test_strip_removes_outputs(tmp_path) -> None:
