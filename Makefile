@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 book: install
-	$(BIN)/jupyter-book build . --all-warnings
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter-book build .
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
 lint: install
