@@ -58,3 +58,19 @@ def test_makefile_defaults_to_cpu_torch_2_13() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^TORCH_SPEC\s*\?=\s*torch==2\.13\.0\s*$", makefile, flags=re.M)
     assert "TORCH_INDEX" in makefile
+
+
+def test_makefile_jupyter_book_options_exist() -> None:
+    """Every option the Makefile passes to `jupyter-book build` is one the installed CLI knows."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = shutil.which("jupyter-book") or str(Path(sys.executable).parent / "jupyter-book")
+    help_text = subprocess.run([exe, "build", "--help"], capture_output=True, text=True, check=True).stdout
+    lines = [ln for ln in (ROOT / "Makefile").read_text().splitlines() if "jupyter-book build" in ln]
+    assert len(lines) >= 2, "the Makefile should build the book in `book` and `book-ci`"
+    for line in lines:
+        for opt in re.findall(r"\s(--?[A-Za-z][\w-]*)", line.split("jupyter-book build", 1)[1]):
+            assert re.search(rf"(^|[\s,]){re.escape(opt)}\b", help_text, flags=re.M), f"unknown option {opt}"
