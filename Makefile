@@ -13,6 +13,8 @@ BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
 CI_OUT      := _build/ci
 CI_HOME     ?= $(CURDIR)/_build/ci/cache
+# Progress bars help in an interactive notebook but print hundreds of lines on a rendered page.
+BOOK_ENV    := TQDM_DISABLE=1 PATH=$(CURDIR)/$(BIN):$$PATH
 
 .PHONY: install book test lint unit book-ci check-book clean strip
 
@@ -27,7 +29,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 book: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter-book build .
+	$(BOOK_ENV) $(BIN)/jupyter-book build .
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
 lint: install
@@ -37,7 +39,7 @@ unit: install
 	LLMFEATURES_SCALE=ci LLMFEATURES_HOME=$(CI_HOME) $(BIN)/pytest -m "not book"
 
 book-ci: install
-	LLMFEATURES_SCALE=ci LLMFEATURES_HOME=$(CI_HOME) PATH=$(CURDIR)/$(BIN):$$PATH \
+	LLMFEATURES_SCALE=ci LLMFEATURES_HOME=$(CI_HOME) $(BOOK_ENV) \
 		$(BIN)/jupyter-book build . --path-output $(CI_OUT) -W -n --keep-going
 
 check-book: install
