@@ -320,15 +320,17 @@ def test_entity_articles_open_with_canonical_facts(world):
     canonical fact sentences (about half of the single-entity articles do)."""
     docs = world.documents("train").query("domain == 'encyclopedia'")
     opened, titled = set(), set()
+    people = world.people.set_index("name")
+    countries = world.countries.set_index("country")
     for text, subject in zip(docs["text"], docs["subject"]):
-        if subject in set(world.people["name"]):
-            p = world.people.set_index("name").loc[subject]
+        if subject in people.index:
+            p = people.loc[subject]
             canonical = [f"{subject} works as a {p.occupation}.",
                          f"{subject} plays the {p.instrument}.",
                          f"The favourite sport of {subject} is {p.sport}."]
             title = f"{subject} is a person."
-        elif subject in set(world.countries["country"]):
-            c = world.countries.set_index("country").loc[subject]
+        elif subject in countries.index:
+            c = countries.loc[subject]
             canonical = [f"The capital of {subject} is {c.capital}.",
                          f"The language of {subject} is {c.language}.",
                          f"The currency of {subject} is the {c.currency}."]
