@@ -17,9 +17,9 @@ from llmfeatures.icl.decodability import (
     resid_hook,
 )
 from llmfeatures.icl.model import ModelConfig, build_model, interleave
-from llmfeatures.icl.patching import patching_matrix
+from llmfeatures.icl.patching import concept_patch_hook, concept_subspace, patching_matrix
 from llmfeatures.icl.tasks import TaskConfig, sample_batch
-from llmfeatures.icl.train import TrainConfig, checkpoint_steps, lr_at, train
+from llmfeatures.icl.train import TrainConfig, active_bases, checkpoint_steps, lr_at, train
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -106,9 +106,36 @@ def test_training_records_and_patching_run():
     assert h.iloc[-1] < h.iloc[0]
     reps, labels = collect_icl_representations(res.model, task, n_per_concept=10)
     assert reps[resid_hook(1)].shape == (40, 16) and labels.shape == (40,)
-    pr = patching_matrix(res.model, task, layer=1, n_per_concept=20)
-    assert pr.delta.shape == (4, 4) and torch.isfinite(pr.delta).all()
+    for mode in ("concept", "full"):
+        pr = patching_matrix(res.model, task, layer=1, n_per_concept=20, mode=mode)
+        assert pr.delta.shape == (4, 4) and torch.isfinite(pr.delta).all() and pr.mode == mode
     assert isinstance(cd_by_layer(res.model, task, n_per_concept=15), pd.DataFrame)
+
+
+def test_concept_patch_moves_only_the_concept_coordinates():
+    g = torch.Generator().manual_seed(0)
+    T, d, C = 6, 10, 4
+    # concept means differ only in the first 3 coordinates (plus a shared offset)
+    offset = torch.randn(T, d, generator=g)
+    means = offset.expand(C, T, d).clone()
+    means[:, :, :3] += 5 * torch.randn(C, T, 3, generator=g)
+    pos = torch.tensor([1, 3, 5])
+    basis = concept_subspace(means, pos)
+    assert basis.shape == (3, d, C)
+    # the subspace is the span of the centred means: 3 orthonormal columns inside the first 3 axes
+    gram = basis.transpose(1, 2) @ basis
+    torch.testing.assert_close(gram.diagonal(dim1=1, dim2=2).sum(-1), torch.full((3,), 3.0))
+    assert basis[:, 3:].abs().max() < 1e-5
+    act = torch.randn(2, T, d, generator=g)
+    patched = concept_patch_hook(means[2], basis, pos)(act.clone())
+    # patched positions take concept 2's coordinates; everything else is left alone
+    torch.testing.assert_close(patched[:, pos, :3], means[2, pos, :3].expand(2, -1, -1))
+    torch.testing.assert_close(patched[:, pos, 3:], act[:, pos, 3:])
+    keep = torch.tensor([0, 2, 4])
+    torch.testing.assert_close(patched[:, keep], act[:, keep])
+    with pytest.raises(ValueError, match="mode"):
+        patching_matrix(build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2), 16, 4, device="cpu"),
+                        TaskConfig(K=4), layer=1, mode="swap")
 
 
 def test_pairs_token_format_repeats_x_in_the_y_token():
@@ -129,3 +156,27 @@ def test_pairs_token_format_repeats_x_in_the_y_token():
         ModelConfig(token_format="xy")
     with pytest.raises(ValueError, match="token_format"):
         interleave(b.xs, b.ys, "xy")
+
+
+@pytest.mark.slow
+def test_curriculum_trains_on_the_first_bases_only():
+    task = TaskConfig(K=10)
+    cfg = TrainConfig(task=task, model=ModelConfig(n_layers=2, d_model=32, n_heads=2, act_fn="gelu",
+                                                   token_format="pairs"),
+                      batch_size=64, n_steps=400, lr=3e-3, n_checkpoints=2, eval_per_basis=50,
+                      cd_per_concept=20, curriculum=((0, 1),))
+    assert checkpoint_steps(400, 2) == [0, 400]
+    assert [active_bases(cfg, s) for s in (0, 399)] == [1, 1]
+    res = train(cfg, device="cpu", progress=False)
+    h = res.history
+    last = h[(h.step == h.step.max()) & (h.n_examples >= 6)]
+    per_basis = last.groupby("basis").mse.mean()
+    # only basis 0 was ever seen: it is learned, the others are not
+    assert per_basis[0] < 0.6 * per_basis[1:].min()
+    staged = TrainConfig(curriculum=((0, 1), (100, 2), (300, 4)))
+    assert [active_bases(staged, s) for s in (0, 99, 100, 299, 300, 10_000)] == [1, 1, 2, 2, 4, 4]
+    for bad in (((5, 1),), ((0, 1), (0, 2)), ((0, 5),), ((0, 0),)):
+        with pytest.raises(ValueError, match="curriculum"):
+            TrainConfig(curriculum=bad)
+    with pytest.raises(ValueError, match="act_fn"):
+        ModelConfig(act_fn="tanh")

@@ -30,6 +30,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from llmfeatures.config import get_device
 
 TOKEN_FORMATS = ("paper", "pairs")
+ACT_FNS = ("gelu_new", "gelu", "relu", "silu")
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,13 @@ class ModelConfig:
     n_heads: int = 8
     d_mlp: int | None = None  # default 4 * d_model
     token_format: str = "paper"  # or "pairs": the y token repeats its x (see the module notes)
+    act_fn: str = "gelu_new"  # GPT-2's tanh GELU; "gelu" (exact, one fused op) is faster on a CPU
 
     def __post_init__(self) -> None:
         if self.token_format not in TOKEN_FORMATS:
             raise ValueError(f"token_format must be one of {TOKEN_FORMATS}, got {self.token_format!r}")
+        if self.act_fn not in ACT_FNS:
+            raise ValueError(f"act_fn must be one of {ACT_FNS}, got {self.act_fn!r}")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
@@ -145,7 +149,7 @@ def build_model(
         n_ctx=2 * K,
         d_vocab=1,
         d_vocab_out=1,
-        act_fn="gelu_new",
+        act_fn=model_cfg.act_fn,
         normalization_type="LN",
         positional_embedding_type="standard",
         attn_only=False,

@@ -1,10 +1,21 @@
 """The causal check: does the concept encoded at a layer steer the algorithm that follows?
 
 At the encoding layer, the residual stream at the x tokens of sequences of concept ``a`` is
-replaced by the *mean* representation (per position) of concept ``b``, and the change in the
+moved to the *mean* representation (per position) of concept ``b``, and the change in the
 prediction error is measured.  If the layer encodes the concept and later layers use it, patching
-the same concept's mean (``a == b``) barely hurts while another concept's mean (``a != b``)
-derails the prediction.  :func:`patching_matrix` returns the ``(C, C)`` matrix of loss changes.
+the same concept's mean (``a == b``) barely hurts (or helps: it removes the noise in the model's
+own estimate) while another concept's mean (``a != b``) derails the prediction.
+:func:`patching_matrix` returns the ``(C, C)`` matrix of loss changes.
+
+Two ways to patch (``mode``):
+
+* ``"concept"`` (default): only the *concept component* is replaced.  At each patched position the
+  ``C`` concept means span a subspace of at most ``C - 1`` directions (after centring); the
+  representation's coordinates in that subspace are set to those of concept ``b``'s mean and the
+  rest -- the query ``x`` itself, the running regression estimate -- is left alone.
+* ``"full"``: the whole residual vector is replaced by the mean.  This also erases the query
+  input, so every patch, the same concept's included, ruins the prediction; it is kept for
+  comparison.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ class PatchingResult:
     clean: torch.Tensor
     layer: int
     examples: list[int]
+    mode: str = "concept"
 
     @property
     def same_concept(self) -> float:
@@ -42,9 +54,15 @@ class PatchingResult:
 
     @property
     def ratio(self) -> float:
-        """``other_concept / same_concept``; ``inf`` when the same-concept patch does not hurt."""
-        same = self.same_concept
-        return float("inf") if same <= 1e-12 else self.other_concept / same
+        """``other_concept / same_concept``; when the same-concept patch does not raise the loss,
+        ``inf`` if another concept's does and ``nan`` if neither does."""
+        same, other = self.same_concept, self.other_concept
+        if same <= 1e-12:
+            return float("inf") if other > 1e-12 else float("nan")
+        return other / same
+
+
+PATCH_MODES = ("concept", "full")
 
 
 def mean_patch_hook(mean: torch.Tensor, positions: torch.Tensor):
@@ -53,6 +71,33 @@ def mean_patch_hook(mean: torch.Tensor, positions: torch.Tensor):
 
     def hook(act: torch.Tensor, hook=None) -> torch.Tensor:
         act[:, positions] = mean[positions]
+        return act
+
+    return hook
+
+
+def concept_subspace(means: torch.Tensor, positions: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+    """Orthonormal bases of the span of the centred concept means at each patched position.
+
+    means: ``(C, T, d)`` -> ``(P, d, C)`` for the ``P`` positions; columns beyond the rank of the
+    centred means (at most ``C - 1``) are zero.
+    """
+    m = means[:, positions]  # (C, P, d)
+    centred = (m - m.mean(0, keepdim=True)).transpose(0, 1)  # (P, C, d)
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)  # vh: (P, C, d)
+    keep = (s > tol * s.amax(-1, keepdim=True).clamp_min(1e-30)).to(vh.dtype)  # (P, C)
+    return (vh * keep.unsqueeze(-1)).transpose(1, 2)  # (P, d, C)
+
+
+def concept_patch_hook(mean: torch.Tensor, basis: torch.Tensor, positions: torch.Tensor):
+    """A hook that sets the coordinates of ``act[:, positions]`` in the concept subspace
+    ``basis`` (``(P, d, r)``, from :func:`concept_subspace`) to those of ``mean[positions]``
+    (``mean``: ``(T, d)``), leaving the orthogonal rest of the residual stream untouched."""
+
+    def hook(act: torch.Tensor, hook=None) -> torch.Tensor:
+        a = act[:, positions]  # (B, P, d)
+        coords = torch.einsum("bpd,pdr->bpr", a - mean[positions], basis)
+        act[:, positions] = a - torch.einsum("bpr,pdr->bpd", coords, basis)
         return act
 
     return hook
@@ -80,13 +125,19 @@ def patching_matrix(
     examples: list[int] | None = None,
     n_per_concept: int = 100,
     seed: int = 5,
+    mode: str = "concept",
 ) -> PatchingResult:
     """Loss change from patching concept means into the residual stream at ``layer``.
+
+    ``mode``: ``"concept"`` replaces only the component in the span of the concept means,
+    ``"full"`` the whole vector (see the module notes).
 
     ``examples``: 1-based pair indices whose x tokens are patched and scored (default: the
     second half of the context, ``K//2+1 .. K``, where the concept is identifiable).  Means come
     from independent sequences.  Loss = squared error of the patched predictions.
     """
+    if mode not in PATCH_MODES:
+        raise ValueError(f"mode must be one of {PATCH_MODES}, got {mode!r}")
     if not 0 <= layer <= model.cfg.n_layers:
         raise ValueError(f"layer must be in 0..{model.cfg.n_layers}, got {layer}")
     examples = examples or list(range(task.K // 2 + 1, task.K + 1))
@@ -94,6 +145,7 @@ def patching_matrix(
         raise ValueError(f"examples must be 1-based pair indices in 1..{task.K}")
     pos = torch.tensor([2 * (i - 1) for i in examples], device=model.cfg.device)
     means = concept_means(model, task, layer, n_per_concept, seed=seed + 1)
+    basis = concept_subspace(means, pos) if mode == "concept" else None
     C = task.n_bases
     hook = resid_hook(layer)
     delta, clean = torch.zeros(C, C), torch.zeros(C)
@@ -105,6 +157,7 @@ def patching_matrix(
         base = float(((model(tokens)[:, pos, 0] - target) ** 2).mean())
         clean[a] = base
         for c in range(C):
-            out = model.run_with_hooks(tokens, fwd_hooks=[(hook, mean_patch_hook(means[c], pos))])
+            fn = mean_patch_hook(means[c], pos) if basis is None else concept_patch_hook(means[c], basis, pos)
+            out = model.run_with_hooks(tokens, fwd_hooks=[(hook, fn)])
             delta[a, c] = float(((out[:, pos, 0] - target) ** 2).mean()) - base
-    return PatchingResult(delta, clean, layer, examples)
+    return PatchingResult(delta, clean, layer, examples, mode)

@@ -44,6 +44,9 @@ class TrainConfig:
     warmup_steps: int = 0
     schedule: str = "constant"  # or "cosine" (decays to 10% of lr)
     grad_clip: float | None = 1.0
+    # curriculum over concepts: ((step, n_bases), ...), from ``step`` on the training sequences
+    # use only the first ``n_bases`` bases; empty = all bases from the start (the paper)
+    curriculum: tuple[tuple[int, int], ...] = ()
     n_checkpoints: int = 20
     eval_per_basis: int = 250  # held-out sequences per basis for the loss curves
     cd_per_concept: int = 100
@@ -55,6 +58,25 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if self.n_steps < 1 or self.n_checkpoints < 2:
             raise ValueError("need n_steps >= 1 and n_checkpoints >= 2")
+        if self.curriculum:
+            steps = [int(s) for s, _ in self.curriculum]
+            counts = [int(n) for _, n in self.curriculum]
+            if steps[0] != 0 or steps != sorted(set(steps)):
+                raise ValueError(
+                    f"curriculum steps must start at 0 and increase, got {steps}; "
+                    "write it as ((0, n0), (step1, n1), ...)"
+                )
+            if not all(1 <= n <= self.task.n_bases for n in counts):
+                raise ValueError(f"curriculum basis counts must lie in 1..{self.task.n_bases}, got {counts}")
+
+
+def active_bases(cfg: TrainConfig, step: int) -> int:
+    """How many bases (the first ones) the training sequences draw from at ``step``."""
+    n = cfg.task.n_bases
+    for start, count in cfg.curriculum:
+        if step >= start:
+            n = count
+    return n
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -82,8 +104,10 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 
 def checkpoint_steps(n_steps: int, n_checkpoints: int) -> list[int]:
     """Step 0 plus log-spaced steps up to ``n_steps`` (unique, increasing)."""
-    steps = np.unique(np.round(np.geomspace(1, n_steps, n_checkpoints - 1)).astype(int))
-    return [0, *[int(s) for s in steps]]
+    if n_checkpoints == 2:
+        return [0, n_steps]
+    steps = np.round(np.geomspace(1, n_steps, n_checkpoints - 1)).astype(int)
+    return [0, *[int(s) for s in np.unique(steps)]]
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -148,7 +172,9 @@ def train(cfg: TrainConfig, device: torch.device | str | None = None, progress: 
             break
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
-        b = sample_batch(cfg.task, cfg.batch_size, generator=gen, device=dev)
+        n_active = active_bases(cfg, step)
+        basis = None if n_active == cfg.task.n_bases else torch.randint(n_active, (cfg.batch_size,), generator=gen)
+        b = sample_batch(cfg.task, cfg.batch_size, generator=gen, basis=basis, device=dev)
         loss = icl_loss(model.predict(b.xs, b.ys), b.ys)
         opt.zero_grad(set_to_none=True)
         loss.backward()
