@@ -2,7 +2,8 @@
 
 Usage: ``LLMFEATURES_SCALE=book python benchmarks/icl_train.py [--threads N]``.  Prints the
 training time, the error with K examples against the baselines, CD at the best layer at the first
-and last checkpoint, whether CD rises as the loss falls, and the patching ratio.
+and last checkpoint, whether CD rises as the loss falls, and the patching ratio (concept-subspace
+patching; full replacement as ``*_full``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ def main() -> None:
     loss = run.history.groupby("step").mse.mean()
     m["spearman_cd_vs_neg_loss"] = float(mean_cd.corr(-loss, method="spearman"))
     model = run.load_model()
-    pr = patching_matrix(model, run.config.task, layer=m["cd_best_layer_index"])
-    m.update(patch_same=pr.same_concept, patch_other=pr.other_concept, patch_ratio=pr.ratio)
+    for mode in ("concept", "full"):
+        pr = patching_matrix(model, run.config.task, layer=m["cd_best_layer_index"], mode=mode)
+        suffix = "" if mode == "concept" else "_full"
+        m.update({f"patch_same{suffix}": pr.same_concept, f"patch_other{suffix}": pr.other_concept,
+                  f"patch_ratio{suffix}": pr.ratio})
     m["scale"] = get_scale()
     m["cache"] = str(run.path)
     print(json.dumps(m, indent=2))

@@ -242,3 +242,49 @@ def test_organism_accuracy_and_r2(organism, world):
     summary, points = lm.cd_accuracy_r2(cd, acc)
     assert len(points) == len(world.fewshot_families["relation"])
     assert 0 <= summary.loc[0, "r2"] <= 1
+
+
+def _greedy_steered(model, prompt: str, n_new: int, layer: int, vec: torch.Tensor) -> str:
+    """Reference: one unpadded prompt, the vector added at its last token on every pass."""
+    tokens = model.to_tokens(prompt)
+    pos = tokens.shape[1] - 1
+
+    def add(act, hook):
+        act[:, pos] += vec
+        return act
+
+    for _ in range(n_new):
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(lm.resid_hook(layer), add)])
+        tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], 1)
+    return model.tokenizer.decode(tokens[0, -n_new:].tolist())
+
+
+def test_steering_adds_at_the_query_position(world, tiny):
+    df = lm.build_prompts(world, families=["relation", "bitwise"], n_shots=2, n_prompts=2)
+    df = df.groupby("family").head(5).reset_index(drop=True)
+    vecs = 4 * torch.randn(len(df), tiny.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    steered = lm.predict_answers(tiny, df, batch_size=3, progress=False, steer=(1, vecs))
+    plain = lm.predict_answers(tiny, df, batch_size=3, progress=False)
+    zero = lm.predict_answers(tiny, df, batch_size=3, progress=False,
+                              steer=(1, torch.zeros_like(vecs)))
+    assert list(zero.prediction) == list(plain.prediction)
+    with torch.no_grad():
+        for i, row in df.iterrows():
+            n_new = len(tiny.to_tokens(row.answer, prepend_bos=False)[0])
+            assert steered.prediction[i] == _greedy_steered(tiny, row.prompt, n_new, 1, vecs[i])
+    assert list(steered.prediction) != list(plain.prediction)  # the vectors do something
+    with pytest.raises(ValueError, match="one vector per prompt"):
+        lm.predict_answers(tiny, df, progress=False, steer=(1, vecs[:2]))
+    with pytest.raises(ValueError, match="out of range"):
+        lm.predict_answers(tiny, df, progress=False, steer=(9, vecs))
+
+
+def test_task_vector_intervention_table(world, tiny):
+    df = lm.build_prompts(world, families=["bitwise"], n_shots=2, n_prompts=3)
+    out = lm.task_vector_intervention(tiny, df, layer=1, progress=False)
+    tasks = world.fewshot_families["bitwise"]
+    assert list(out.columns) == ["family", "task", "condition", "accuracy", "n"]
+    assert len(out) == 3 * len(tasks) and set(out.condition) == {"none", "task mean", "null mean"}
+    assert out.accuracy.between(0, 1).all() and (out.n == 3).all()
+    with pytest.raises(ValueError, match="no prompts for"):
+        lm.task_vector_intervention(tiny, df, layer=1, means_df=df[df.task != "null"], progress=False)

@@ -11,8 +11,10 @@ one family share their inputs and differ only in the rule the demonstrations sho
   every layer (:func:`last_token_representations`), with left padding and an attention mask so
   a batched prompt gives the same vector as the prompt alone,
 - computes Concept Decodability per layer and number of shots (:func:`cd_by_layer_lm`, reusing
-  :func:`llmfeatures.icl.decodability.concept_decodability`), and
-- correlates per-task CD with per-task accuracy across a family (:func:`cd_accuracy_r2`).
+  :func:`llmfeatures.icl.decodability.concept_decodability`),
+- correlates per-task CD with per-task accuracy across a family (:func:`cd_accuracy_r2`), and
+- adds mean task representations at the query position to steer the answers
+  (:func:`task_vector_intervention`, the paper's intervention experiment).
 
 Everything takes a TransformerLens ``HookedTransformer`` with a tokenizer and a DataFrame with
 columns ``prompt, answer, family, task`` (``answer`` starts with the space that follows the
@@ -236,16 +238,29 @@ def _device(model):
 @torch.no_grad()
 def predict_answers(
     model, df: pd.DataFrame, batch_size: int | None = None, truncate: bool = False,
-    progress: bool = True,
+    progress: bool = True, steer: tuple[int, torch.Tensor] | None = None,
 ) -> pd.DataFrame:
     """Greedy continuation of every prompt, as many tokens as its answer has.
 
     Returns a copy of ``df`` with columns ``prediction`` (decoded text) and ``correct``
     (``prediction.strip() == answer.strip()``, exact match).  Prompts are batched by length with
     left padding and an attention mask.
+
+    ``steer=(layer, vectors)`` adds ``vectors[i]`` (``vectors``: ``[len(df), d_model]``) to the
+    residual stream at :func:`~llmfeatures.icl.decodability.resid_hook` ``(layer)`` at the last
+    token of prompt ``i`` (the query position), on every forward pass of the generation.
     """
     _check_df(df)
     batch_size = batch_size or lm_preset().batch_size
+    if steer is not None:
+        layer, vectors = steer
+        if not 0 <= layer <= model.cfg.n_layers:
+            raise ValueError(f"steer layer {layer} out of range 0..{model.cfg.n_layers}")
+        if tuple(vectors.shape) != (len(df), model.cfg.d_model):
+            raise ValueError(
+                f"steer vectors have shape {tuple(vectors.shape)}; expected "
+                f"({len(df)}, {model.cfg.d_model}): one vector per prompt"
+            )
     n_ans = [len(model.to_tokens(a, prepend_bos=False)[0]) for a in df.answer]
     seqs = _encode(model, list(df.prompt), extra=max(n_ans) - 1, truncate=truncate)
     dev, pad = _device(model), _pad_id(model)
@@ -254,9 +269,13 @@ def predict_answers(
                     disable=not progress):
         tokens, mask = _left_pad([seqs[i] for i in idx], pad, dev)
         steps = max(n_ans[i] for i in idx)
+        hooks = [] if steer is None else [
+            (resid_hook(steer[0]), _add_at(tokens.shape[1] - 1, steer[1][torch.as_tensor(idx)]))
+        ]
         new = []
         for _ in range(steps):
-            logits = model(tokens, attention_mask=mask, return_type="logits")
+            logits = model.run_with_hooks(tokens, attention_mask=mask, return_type="logits",
+                                          fwd_hooks=hooks)
             nxt = logits[:, -1].argmax(-1, keepdim=True)
             new.append(nxt)
             tokens = torch.cat([tokens, nxt], 1)
@@ -270,12 +289,23 @@ def predict_answers(
     return out
 
 
+def _add_at(position: int, vectors: torch.Tensor):
+    """Hook adding ``vectors`` (``[B, d]``) to ``act[:, position]`` (``act``: ``[B, T, d]``)."""
+
+    def hook(act: torch.Tensor, hook=None) -> torch.Tensor:
+        act[:, position] += vectors.to(act.device, act.dtype)
+        return act
+
+    return hook
+
+
 def icl_accuracy(
     model, df: pd.DataFrame, batch_size: int | None = None, truncate: bool = False,
-    progress: bool = True,
+    progress: bool = True, steer: tuple[int, torch.Tensor] | None = None,
 ) -> pd.DataFrame:
-    """Greedy exact-match ICL accuracy per task: columns ``family, task, accuracy, n``."""
-    pred = predict_answers(model, df, batch_size, truncate, progress)
+    """Greedy exact-match ICL accuracy per task: columns ``family, task, accuracy, n``
+    (``steer``: see :func:`predict_answers`)."""
+    pred = predict_answers(model, df, batch_size, truncate, progress, steer)
     return (
         pred.groupby(["family", "task"], sort=False)["correct"]
         .agg(accuracy="mean", n="size")
@@ -472,6 +502,63 @@ PAPER_R2: dict[str, tuple[float, float]] = {
     "Gemma-2-9B": (0.53, 0.45),
     "Gemma-2-27B": (0.82, 0.59),
 }
+
+
+def task_vector_intervention(
+    model,
+    df: pd.DataFrame,
+    layer: int,
+    means_df: pd.DataFrame | None = None,
+    alpha: float = 1.0,
+    centre: bool = True,
+    batch_size: int | None = None,
+    truncate: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The paper's intervention: add a mean task representation at the query position.
+
+    The mean last-token representation at ``layer`` of every task is taken from ``means_df``
+    (prompts built with another seed; default ``df`` itself).  Each prompt of ``df`` is then
+    answered three times: unchanged (``"none"``), with ``alpha`` times its own task's mean added
+    (``"task mean"``) and with its family's Null mean added (``"null mean"``).  Well-encoded tasks
+    gain from their own mean and lose from the Null one.
+
+    With ``centre`` (default) the family's average over its tasks is subtracted from every task
+    mean first, so only what sets a task apart is added.  ``centre=False`` adds the raw mean, as
+    written in the paper; on a small model that also doubles the part shared by all prompts
+    (position, the ``" ->"`` token) and pushes the residual stream off its usual range.
+
+    Returns columns ``family, task, condition, accuracy, n``.
+    """
+    _check_df(df)
+    means_df = df if means_df is None else means_df
+    _check_df(means_df)
+    reps = last_token_representations(model, list(means_df.prompt), layers=[layer],
+                                      batch_size=batch_size, truncate=truncate, progress=progress)[0]
+    keys = list(zip(means_df.family, means_df.task, strict=True))
+    means = {}
+    for key in dict.fromkeys(keys):
+        rows = torch.tensor([i for i, k in enumerate(keys) if k == key])
+        means[key] = reps[rows].mean(0)
+    if centre:
+        for family in dict.fromkeys(means_df.family):
+            fam_keys = [k for k in means if k[0] == family]
+            centre_vec = torch.stack([means[k] for k in fam_keys]).mean(0)
+            for k in fam_keys:
+                means[k] = means[k] - centre_vec
+    need = {(f, t) for f, t in zip(df.family, df.task, strict=True)} | {(f, "null") for f in df.family}
+    missing = sorted(need - set(means))
+    if missing:
+        raise ValueError(f"means_df has no prompts for {missing}; build it with the same families and tasks")
+    own = torch.stack([means[(f, t)] for f, t in zip(df.family, df.task, strict=True)])
+    null = torch.stack([means[(f, "null")] for f in df.family])
+    frames = []
+    for condition, vecs in (("none", None), ("task mean", own), ("null mean", null)):
+        steer = None if vecs is None else (layer, alpha * vecs)
+        acc = icl_accuracy(model, df, batch_size, truncate, progress, steer)
+        frames.append(acc.assign(condition=condition))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["family", "task", "condition", "accuracy", "n"]]
 
 
 def paper_r2_table() -> pd.DataFrame:

@@ -8,10 +8,22 @@ import pandas as pd
 import torch
 
 
-def plot_loss_and_cd(history: pd.DataFrame, cd: pd.DataFrame, layer: int, n_examples: int):
+def plot_loss_and_cd(
+    history: pd.DataFrame,
+    cd: pd.DataFrame,
+    layer: int,
+    n_examples: int,
+    curriculum: tuple[tuple[int, int], ...] = (),
+):
     """Left: error per basis over training at context length ``n_examples``; right: CD per
-    concept at ``layer``.  Both on a log step axis (step 0 drawn at 1)."""
+    concept at ``layer``.  Both on a log step axis (step 0 drawn at 1).  The steps where a
+    ``curriculum`` (``TrainConfig.curriculum``) brings in more bases are drawn as dotted lines."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for step, n in curriculum:
+        if step > 0:
+            for ax in (a1, a2):
+                ax.axvline(step, color="grey", ls=":", lw=1)
+            a2.text(step, 1.0, f" {n} bases", fontsize=7, color="grey", va="top")
     h = history[history.n_examples == n_examples]
     for basis, g in h.groupby("basis"):
         a1.plot(g.step.clip(lower=1), g.mse, marker="o", ms=3, label=f"B{basis + 1}")
