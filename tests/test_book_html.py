@@ -44,6 +44,8 @@ def test_notebook_page_executed_without_traceback(html_root: Path, page: str) ->
     assert not soup.select(".output.traceback, .output.error")
     # Executed: at least one cell output is on the page.
     assert soup.select(".cell_output"), f"{page} shows no cell output: was it executed?"
+    # Book builds set TQDM_DISABLE: no progress-bar lines flood the page.
+    assert not re.search(r"\d+/\d+ \[\d+:\d+<", text), f"{page} shows tqdm progress bars"
 
 
 @pytest.mark.parametrize("page", NOTEBOOK_PAGES)

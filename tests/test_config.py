@@ -52,3 +52,15 @@ def test_seed_everything_reproduces_draws() -> None:
 def test_cache_home_from_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("LLMFEATURES_HOME", str(tmp_path))
     assert config.cache_home() == tmp_path
+
+
+def test_progress_disabled_follows_the_argument_and_tqdm_disable(monkeypatch):
+    from tqdm.auto import tqdm
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert config.progress_disabled(True) is False and config.progress_disabled(False) is True
+    for value, off in (("1", True), ("true", True), ("0", False), ("", False)):
+        monkeypatch.setenv("TQDM_DISABLE", value)
+        assert config.progress_disabled(True) is off
+        # tqdm honours the explicit argument, so the bar is off exactly when we say so
+        assert tqdm(range(2), disable=config.progress_disabled(True)).disable is off

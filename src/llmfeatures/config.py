@@ -89,6 +89,14 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def progress_disabled(progress: bool = True) -> bool:
+    """The ``disable=`` argument for a tqdm bar: off when ``progress`` is false or the
+    environment sets ``TQDM_DISABLE`` (book builds do).  tqdm itself ignores that variable
+    once ``disable`` is passed explicitly, so every bar in the package goes through here."""
+    env = os.environ.get("TQDM_DISABLE", "").strip().lower()
+    return not progress or env not in ("", "0", "false", "no")
+
+
 def cache_home() -> Path:
     """Root of the on-disk cache: ``$LLMFEATURES_HOME`` or the user's cache folder."""
     env = os.environ.get(HOME_ENV, "").strip()

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from llmfeatures.config import pick
+from llmfeatures.config import pick, progress_disabled
 from llmfeatures.icl.decodability import concept_decodability, resid_hook
 
 REQUIRED_COLUMNS = ("prompt", "answer", "family", "task")
@@ -266,7 +266,7 @@ def predict_answers(
     dev, pad = _device(model), _pad_id(model)
     preds: list[str] = [""] * len(df)
     for idx in tqdm(_batches([len(s) for s in seqs], batch_size), desc="generate",
-                    disable=not progress):
+                    disable=progress_disabled(progress)):
         tokens, mask = _left_pad([seqs[i] for i in idx], pad, dev)
         steps = max(n_ans[i] for i in idx)
         hooks = [] if steer is None else [
@@ -346,7 +346,7 @@ def last_token_representations(
     # blocks after the last wanted layer need not run (layer 0 is read inside block 0)
     stop = max(max(layers), 1) if max(layers) < n_layers else None
     for idx in tqdm(_batches([len(s) for s in seqs], batch_size), desc="representations",
-                    disable=not progress):
+                    disable=progress_disabled(progress)):
         tokens, mask = _left_pad([seqs[i] for i in idx], pad, dev)
         _, cache = model.run_with_cache(
             tokens, attention_mask=mask, names_filter=lambda n: n in wanted, return_type=None,

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from llmfeatures.cache import ArtifactDir, atomic_path
-from llmfeatures.config import get_device, get_scale, pick, seed_everything
+from llmfeatures.config import get_device, get_scale, pick, progress_disabled, seed_everything
 from llmfeatures.icl.baselines import baseline_curves
 from llmfeatures.icl.decodability import cd_by_layer
 from llmfeatures.icl.model import ICLTransformer, ModelConfig, build_model, icl_loss
@@ -168,7 +168,7 @@ def train(cfg: TrainConfig, device: torch.device | str | None = None, progress: 
         states[step] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         model.train()
 
-    bar = tqdm(range(cfg.n_steps + 1), desc="training ICL transformer", disable=not progress)
+    bar = tqdm(range(cfg.n_steps + 1), desc="training ICL transformer", disable=progress_disabled(progress))
     for step in bar:
         if step in ckpts:
             record(step)

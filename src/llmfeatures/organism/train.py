@@ -25,6 +25,8 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformers import PreTrainedTokenizerBase
 
+from llmfeatures.config import progress_disabled
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -204,7 +206,7 @@ def train_model(
     validate(0)
     order = torch.randperm(len(train_rows), generator=gen)
     cursor = 0
-    bar = tqdm(range(1, cfg.n_steps + 1), desc="train organism", disable=not progress)
+    bar = tqdm(range(1, cfg.n_steps + 1), desc="train organism", disable=progress_disabled(progress))
     for step in bar:
         if cursor + cfg.batch_size > len(order):
             order, cursor = torch.randperm(len(train_rows), generator=gen), 0
