@@ -89,38 +89,42 @@ def _cd_lasso(
 ) -> torch.Tensor:
     """Coordinate descent on ``min 1/2 w^T G w - c^T w + alpha ||w||_1`` for many problems.
 
-    G: ``(P, d, d)``, c: ``(P, d)``, alpha: ``(P,)`` -> w: ``(P, d)``.  Each sweep updates every
-    coordinate of every still-active problem at once; a problem leaves the active set once no
+    G: ``(P, d, d)`` symmetric, c: ``(P, d)``, alpha: ``(P,)`` -> w: ``(P, d)``.  Each sweep
+    updates every coordinate of every still-active problem at once; a problem is finished once no
     coordinate moved by more than ``tol`` in a sweep.  (The same algorithm as sklearn's ``Lasso``
-    with a precomputed Gram matrix, run on a whole batch.)
+    with a precomputed Gram matrix, run on a whole batch.)  The problems are stored along the last
+    axis so that every coordinate update reads contiguous memory; finished problems are dropped
+    from the batch once they are a quarter of it (until then they keep being refined).
     """
     P, d = c.shape
     w = torch.zeros_like(c)
-    diag = torch.diagonal(G, dim1=1, dim2=2)
+    Ga = G.permute(1, 2, 0).contiguous()  # (d, d, P): Ga[j] is row j of every problem
+    ca, wa, aa = c.T.contiguous(), torch.zeros_like(c.T).contiguous(), alpha.clone()
+    da = torch.diagonal(Ga).T.contiguous()  # (d, P)
+    safe = da.clamp_min(1e-300)
+    r = torch.zeros_like(ca)  # G @ w of the active problems, (d, P)
     active = torch.arange(P, device=c.device)
-    Ga, ca, aa, da, wa = G, c, alpha, diag, w.clone()
-    r = torch.zeros_like(c)  # G @ w of the active problems
     for _ in range(max_sweeps):
         moved = torch.zeros_like(aa)
         for j in range(d):
-            old = wa[:, j]
-            rho = ca[:, j] - r[:, j] + da[:, j] * old
-            new = torch.sign(rho) * (rho.abs() - aa).clamp_min(0) / da[:, j].clamp_min(1e-300)
-            new = torch.where(da[:, j] > 0, new, torch.zeros_like(new))
+            old = wa[j].clone()
+            rho = ca[j] - r[j] + da[j] * old
+            new = torch.sign(rho) * (rho.abs() - aa).clamp_min(0) / safe[j]
+            new = torch.where(da[j] > 0, new, torch.zeros_like(new))
             delta = new - old
-            wa[:, j] = new
-            r += Ga[:, :, j] * delta.unsqueeze(-1)
-            moved = torch.maximum(moved, delta.abs())
+            wa[j] = new
+            r += Ga[j] * delta
+            torch.maximum(moved, delta.abs(), out=moved)
         done = moved <= tol
-        if done.any():
-            w[active[done]] = wa[done]
-            keep = ~done
-            active, Ga, ca, aa, da, wa, r = (
-                active[keep], Ga[keep], ca[keep], aa[keep], da[keep], wa[keep], r[keep]
-            )
-        if active.numel() == 0:
+        n_done = int(done.sum())
+        if n_done == active.numel():
             break
-    w[active] = wa
+        if n_done * 4 >= active.numel():
+            w[active[done]] = wa[:, done].T
+            keep = ~done
+            active, aa = active[keep], aa[keep]
+            Ga, ca, wa, da, safe, r = (t[..., keep].contiguous() for t in (Ga, ca, wa, da, safe, r))
+    w[active] = wa.T
     return w
 
 
