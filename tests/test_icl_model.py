@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from llmfeatures.icl.baselines import baseline_curves
 from llmfeatures.icl.decodability import (
     cd_by_layer,
     collect_icl_representations,
@@ -18,6 +19,7 @@ from llmfeatures.icl.decodability import (
 )
 from llmfeatures.icl.model import ModelConfig, build_model, interleave
 from llmfeatures.icl.patching import concept_patch_hook, concept_subspace, patching_matrix
+from llmfeatures.icl.plots import plot_error_by_context
 from llmfeatures.icl.tasks import TaskConfig, sample_batch
 from llmfeatures.icl.train import TrainConfig, active_bases, checkpoint_steps, lr_at, train
 
@@ -110,6 +112,12 @@ def test_training_records_and_patching_run():
         pr = patching_matrix(res.model, task, layer=1, n_per_concept=20, mode=mode)
         assert pr.delta.shape == (4, 4) and torch.isfinite(pr.delta).all() and pr.mode == mode
     assert isinstance(cd_by_layer(res.model, task, n_per_concept=15), pd.DataFrame)
+    # the model's error by context length against the baselines: 4 concepts + 4 references
+    bl = baseline_curves(task, n_seqs=20, lasso_alphas=(0.05,), ridge_alphas=(0.1,))
+    fig = plot_error_by_context(res.history, bl, step=steps[-1])
+    assert len(fig.axes[0].lines) == 8 and len(fig.axes[0].lines[0].get_xdata()) == 8
+    with pytest.raises(ValueError, match="recompute"):
+        plot_error_by_context(res.history, bl[bl.method != "one GD step on true basis"], steps[-1])
 
 
 def test_concept_patch_moves_only_the_concept_coordinates():

@@ -68,6 +68,33 @@ def test_basis_least_squares_matches_closed_form_noisy():
         assert abs(err[n].item() - expected) / expected < 0.06, (n, err[n].item(), expected)
 
 
+def test_one_step_gd_matches_its_closed_form():
+    s, r, D = 0.3, 4, 16
+    cfg = TaskConfig(noise_std=s, K=16)
+    b = sample_batch(cfg, 40000, generator=torch.Generator().manual_seed(5))
+    xs, ys = b.xs.double(), b.ys.double()
+    mask = cfg.mask()[b.basis]
+    known = bl.one_step_gd(xs, ys, r, s, mask)
+    blind = bl.one_step_gd(xs, ys, r, s)
+    # explicit on one sequence: eta/n * x_q . sum_i y_i x_i over the basis dimensions
+    dims, n = mask[7], 5
+    direct = bl.one_step_gd_rate(n, r, r, s) / n * (xs[7, n, dims] @ (xs[7, :n, dims].T @ ys[7, :n]))
+    assert abs(known[7, n].item() - direct.item()) < 1e-10
+    assert (known[:, 0] == 0).all()
+    for preds, m in ((known, r), (blind, D)):
+        err = bl.squared_error_by_n(preds, ys)
+        for n in (2, 6, 15):
+            expected = r * (1 - bl.one_step_gd_rate(n, m, r, s)) + s**2
+            assert abs(err[n].item() - expected) / expected < 0.05, (m, n, err[n].item(), expected)
+            # the step size is the best one: shrinking or growing it costs
+            for f in (0.8, 1.25):
+                assert ((f * preds[:, n] - ys[:, n]) ** 2).mean() > err[n]
+    # knowing the concept is worth a lot even to this crude algorithm
+    assert bl.squared_error_by_n(known, ys)[15] < 0.6 * bl.squared_error_by_n(blind, ys)[15]
+    with pytest.raises(ValueError, match="mask"):
+        bl.one_step_gd(xs, ys, r, s, mask.float())
+
+
 def test_ridge_and_lasso_match_sklearn():
     rng = np.random.default_rng(0)
     B, K, D = 3, 10, 16
@@ -118,4 +145,6 @@ def test_baseline_curves_ordering():
     assert known[8] < 0.05 and lasso[8] > 5 * known[8]  # knowing the concept helps a lot
     assert lasso[10] < ridge[10]  # sparsity helps without the concept
     assert bayes[10] < lasso[10]
+    one_step = piv["one GD step on true basis"]
+    assert known[10] < lasso[10] < one_step[10] < piv["one GD step (16 dims)"][10]
     assert abs(piv["zero (prior mean)"].mean() - 4.01) < 0.3

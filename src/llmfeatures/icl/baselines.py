@@ -10,6 +10,9 @@ each x token.  All of them are vectorised over sequences (torch, any device):
   mean under the task's own prior (a posterior-weighted mix of per-basis ridge fits);
 * :func:`ridge` and :func:`lasso` -- regression over all ``D`` dimensions that ignores the
   concept structure (LASSO exploits sparsity, ridge does not);
+* :func:`one_step_gd` -- a single gradient-descent step from ``w = 0`` with the best step size,
+  on the true basis or on all ``D`` dimensions: the simple algorithm one attention layer can run
+  (von Oswald et al., 2023), with no matrix inverse; small, briefly trained models stop near it;
 * :func:`baseline_curves` -- the mean squared error of each of them by ``n``, as a DataFrame.
 
 Prediction for ``n = 0`` is always 0 (the prior mean).
@@ -82,6 +85,45 @@ def ridge(xs: torch.Tensor, ys: torch.Tensor, alpha: float) -> torch.Tensor:
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
     return _prefix_predict(xs, ys, lambda X, y: _min_norm_fit(X, y, alpha))
+
+
+def one_step_gd_rate(n: int | torch.Tensor, n_dims: int, rank: int, noise_std: float) -> float | torch.Tensor:
+    """The best step size of :func:`one_step_gd` after ``n`` examples.
+
+    With ``m = n_dims`` dimensions updated, ``w ~ N(0, I)`` on ``rank`` of them and standard
+    normal x, the prediction ``eta x_q . c`` with ``c = X^T y / n`` has expected squared error
+    ``rank (eta-1)^2 + eta^2 (rank (m+1) + m s^2) / n + s^2``.  It is smallest at
+    ``eta = n / (n + m + 1 + m s^2 / rank)``, where it equals ``rank (1 - eta) + s^2``.
+    """
+    return n / (n + n_dims + 1 + n_dims * noise_std**2 / rank)
+
+
+def one_step_gd(
+    xs: torch.Tensor, ys: torch.Tensor, rank: int, noise_std: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """One gradient step on the squared loss from ``w = 0``, with the best step size.
+
+    The step from ``w = 0`` is ``eta * X^T y / n`` (the correlations of y with each input
+    dimension), with the best ``eta`` for each ``n`` (:func:`one_step_gd_rate`; ``rank`` is the
+    number of nonzero weights).  With ``mask`` (``(B, D)`` bool, each sequence's true basis) only
+    the basis dimensions are updated: the algorithm knows the concept; without it, all ``D`` are.
+    xs: ``(B, K, D)``; ys: ``(B, K)``.  Returns ``(B, K)`` predictions as :func:`basis_least_squares`.
+    """
+    _check(xs, ys)
+    if mask is None:
+        mask = torch.ones(xs.shape[0], xs.shape[2], dtype=torch.bool, device=xs.device)
+    if mask.shape != (xs.shape[0], xs.shape[2]) or mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor of shape {(xs.shape[0], xs.shape[2])}")
+    dims = mask.sum(-1)
+    if (dims != dims[0]).any():
+        raise ValueError("all bases in a batch must have the same rank")
+    xm = xs * mask[:, None, :]
+    c = (xm * ys[..., None]).cumsum(1)  # (B, K, D): sum over the first n+1 pairs at index n
+    n = torch.arange(1, xs.shape[1], dtype=xs.dtype, device=xs.device)
+    eta = one_step_gd_rate(n, int(dims[0]), rank, noise_std) / n  # (K-1,)
+    preds = torch.zeros_like(ys)
+    preds[:, 1:] = eta * (c[:, :-1] * xm[:, 1:]).sum(-1)
+    return preds
 
 
 def _cd_lasso(
@@ -233,6 +275,10 @@ def baseline_curves(
         "least squares on true basis": squared_error_by_n(
             basis_least_squares(xs, ys, mask[b.basis]), ys
         ),
+        "one GD step on true basis": squared_error_by_n(
+            one_step_gd(xs, ys, cfg.rank, cfg.noise_std, mask[b.basis]), ys
+        ),
+        f"one GD step ({cfg.D} dims)": squared_error_by_n(one_step_gd(xs, ys, cfg.rank, cfg.noise_std), ys),
     }
     if cfg.noise_std > 0:
         curves["Bayes optimal (basis unknown)"] = squared_error_by_n(

@@ -1,4 +1,5 @@
-"""Figures of chapter 6 (matplotlib): training dynamics, CD heatmap, UMAP, patching, CD vs accuracy."""
+"""Figures of chapter 6 (matplotlib): training dynamics, error against the baselines, CD heatmap,
+UMAP, patching, CD vs accuracy."""
 
 from __future__ import annotations
 
@@ -34,6 +35,35 @@ def plot_loss_and_cd(
     for concept, g in c.groupby("concept"):
         a2.plot(g.step.clip(lower=1), g.cd, marker="o", ms=3, label=f"B{int(concept) + 1}")
     a2.set(xscale="log", ylim=(0, 1.05), xlabel="training step", ylabel="CD", title=f"CD at layer {layer}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_by_context(
+    history: pd.DataFrame,
+    baselines: pd.DataFrame,
+    step: int,
+    methods: tuple[str, ...] = ("least squares on true basis", "one GD step on true basis",
+                                "LASSO (16 dims)", "one GD step (16 dims)"),
+):
+    """The model's error per concept against the number of in-context examples at checkpoint
+    ``step`` (solid), with the reference ``methods`` from :func:`~llmfeatures.icl.baselines.baseline_curves`
+    (dashed): which algorithm does the model run for each concept?"""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    h = history[history.step == step]
+    for basis, g in h.groupby("basis"):
+        ax.plot(g.n_examples, g.mse, marker="o", ms=3, label=f"model, B{basis + 1}")
+    missing = [m for m in methods if m not in set(baselines.method)]
+    if missing:
+        raise ValueError(f"baselines lack {missing}; recompute them with baseline_curves()")
+    styles = [("k", "--"), ("k", "-."), ("grey", "--"), ("grey", "-.")]
+    for i, m in enumerate(methods):
+        g = baselines[baselines.method == m]
+        color, ls = styles[i % len(styles)]
+        ax.plot(g.n_examples, g.mse, color=color, ls=ls, lw=1.2, label=m)
+    ax.set(yscale="log", xlabel="in-context examples", ylabel="squared error",
+           title=f"model at step {step} against the baselines")
+    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
     return fig
 

@@ -232,7 +232,7 @@ def summarize(history: pd.DataFrame, cd: pd.DataFrame, baselines: pd.DataFrame, 
     first_step, last_step = cd.step.min(), cd.step.max()
     mean_cd = cd[cd.concept == "mean"]
     b = baselines[baselines.n_examples == K - 1].set_index("method").mse
-    return {
+    out = {
         "final_mse_at_K": float(last[last.n_examples == K - 1].mse.mean()),
         "lasso_mse_at_K": float(b.filter(like="LASSO").iloc[0]),
         "ridge_mse_at_K": float(b.filter(like="ridge").iloc[0]),
@@ -241,6 +241,9 @@ def summarize(history: pd.DataFrame, cd: pd.DataFrame, baselines: pd.DataFrame, 
         "cd_best_layer_index": int(mean_cd[mean_cd.step == last_step].set_index("layer").cd.idxmax()),
         "cd_best_layer_first": float(mean_cd[mean_cd.step == first_step].cd.max()),
     }
+    if "one GD step on true basis" in b:  # baselines cached before this curve existed lack it
+        out["one_step_gd_mse_at_K"] = float(b["one GD step on true basis"])
+    return out
 
 
 def trained_run(
