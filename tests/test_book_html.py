@@ -46,6 +46,9 @@ def test_notebook_page_executed_without_traceback(html_root: Path, page: str) ->
     assert soup.select(".cell_output"), f"{page} shows no cell output: was it executed?"
     # Book builds set TQDM_DISABLE: no progress-bar lines flood the page.
     assert not re.search(r"\d+/\d+ \[\d+:\d+<", text), f"{page} shows tqdm progress bars"
+    # Nor library chatter: device moves, the ipywidgets hint, UMAP's n_jobs notice.
+    for noise in ("Moving model to device", "IProgress not found", "n_jobs value"):
+        assert noise not in text, f"{page} shows library chatter: {noise!r}"
 
 
 @pytest.mark.parametrize("page", NOTEBOOK_PAGES)

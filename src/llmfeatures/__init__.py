@@ -16,6 +16,8 @@ import warnings
 
 # TransformerLens 3.x warns that HookedTransformer will leave in 4.0; the book pins <4 on purpose.
 warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
+# tqdm.auto advises installing ipywidgets when a notebook kernel lacks it; its text bars work anyway
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 from llmfeatures.config import SCALES, get_device, get_scale, seed_everything  # noqa: E402
 from llmfeatures.loaders import (  # noqa: E402

@@ -96,7 +96,7 @@ class ICLTransformer(HookedTransformer):
         self.token_format = token_format
         self.read_in = nn.Linear(d_input, cfg.d_model)
         self.setup()
-        self.to(cfg.device)
+        self.to(cfg.device, print_details=False)
 
     def forward(  # type: ignore[override]
         self,

@@ -85,7 +85,7 @@ def umap_embed(reps: torch.Tensor, seed: int = 0) -> np.ndarray:
     """2-D UMAP (n_neighbors=15, min_dist=0.1) of ``(N, d)`` representations -> ``(N, 2)``."""
     import umap
 
-    return umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed).fit_transform(
+    return umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(
         reps.detach().cpu().float().numpy()
     )
 

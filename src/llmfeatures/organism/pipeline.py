@@ -207,7 +207,7 @@ class _Builder:
         train_rows, val_rows = self.rows("train"), self.rows("val")
         seed_everything(cfg.seed)
         model = HookedTransformer(hooked_config(cfg.model, len(tok), cfg.seed), tokenizer=tok)
-        model.to(self.device)
+        model.to(self.device, print_details=False)
         with atomic_path(folder / "checkpoints") as ck:
             ck.mkdir()
 
@@ -315,7 +315,7 @@ def load_model_from(art: ArtifactDir, config: OrganismConfig, checkpoint: int | 
     model = HookedTransformer(hooked_config(config.model, len(tok), config.seed), tokenizer=tok,
                               move_to_device=False)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    model.to(device)
+    model.to(device, print_details=False)
     model.eval()
     return model
 
