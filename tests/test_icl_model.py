@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -21,7 +22,15 @@ from llmfeatures.icl.model import ModelConfig, build_model, interleave
 from llmfeatures.icl.patching import concept_patch_hook, concept_subspace, patching_matrix
 from llmfeatures.icl.plots import plot_error_by_context
 from llmfeatures.icl.tasks import TaskConfig, sample_batch
-from llmfeatures.icl.train import TrainConfig, active_bases, checkpoint_steps, lr_at, train
+from llmfeatures.icl.train import (
+    TRAIN_PRESETS,
+    TrainConfig,
+    active_bases,
+    checkpoint_steps,
+    lr_at,
+    run_config,
+    train,
+)
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -80,6 +89,19 @@ def test_model_shapes_hooks_and_positions():
     assert not torch.allclose(ablated, out)
     with pytest.raises(ValueError, match="float tokens"):
         model(b.xs)
+
+
+@pytest.mark.parametrize("scale", sorted(TRAIN_PRESETS))
+def test_every_preset_trains(scale):
+    cfg = run_config(scale)
+    # a curriculum must reach all bases well before the end, so the last checkpoints see them all
+    assert active_bases(cfg, int(0.7 * cfg.n_steps)) == cfg.task.n_bases
+    assert checkpoint_steps(cfg.n_steps, cfg.n_checkpoints)[-1] == cfg.n_steps
+    # two real steps of the preset's own model and optimiser, on small batches and evaluations
+    res = train(replace(cfg, n_steps=2, n_checkpoints=2, batch_size=8, eval_per_basis=4, cd_per_concept=12),
+                device="cpu", progress=False)
+    assert res.model.cfg.n_layers == cfg.model.n_layers and res.model.token_format == cfg.model.token_format
+    assert sorted(res.states) == [0, 2] and res.history.mse.notna().all()
 
 
 def test_schedule_and_checkpoints():
