@@ -1,9 +1,9 @@
 """Chapter 6 acceptance figures: train (or load) the ICL run at the current scale and print them.
 
 Usage: ``LLMFEATURES_SCALE=book python benchmarks/icl_train.py [--threads N]``.  Prints the
-training time, the error with K examples against the baselines, CD at the best layer at the first
-and last checkpoint, whether CD rises as the loss falls, and the patching ratio (concept-subspace
-patching; full replacement as ``*_full``).
+training time, the error with K examples against the baselines (and per basis), CD at the best
+layer at the first and last checkpoint (and per concept), whether CD rises as the loss falls, and
+the patching ratio (concept-subspace patching; full replacement as ``*_full``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ def main() -> None:
     m["scale"] = get_scale()
     m["cache"] = str(run.path)
     print(json.dumps(m, indent=2))
+    last = run.history[(run.history.step == run.steps[-1]) & (run.history.n_examples == run.config.task.K - 1)]
+    print("final error with K examples per basis:", last.set_index("basis").mse.round(3).to_dict())
+    cd_last = run.cd[(run.cd.step == run.steps[-1]) & (run.cd.layer == m["cd_best_layer_index"])]
+    print("final CD per concept at the best layer:", cd_last.set_index("concept").cd.round(2).to_dict())
     print("mean CD at best layer by step:", mean_cd.round(3).to_dict())
     print("mean loss by step:", loss.round(3).to_dict())
 
