@@ -128,8 +128,9 @@ def test_too_long_prompt_raises_or_truncates(tiny):
     long = " ; ".join(["01011 11001 -> 10010"] * 80) + " ; 10100 01111 ->"
     with pytest.raises(ValueError, match="fewer shots or pass truncate=True"):
         lm.last_token_representations(tiny, [long], progress=False)
-    with pytest.warns(UserWarning, match="1 of 1 prompts were longer"):
+    with pytest.warns(UserWarning, match="1 of 1 prompts were longer") as caught:
         reps = lm.last_token_representations(tiny, [long], truncate=True, progress=False)
+    assert caught[0].filename == __file__  # the warning points at the reader's call
     # truncation keeps the last tokens: the same as the prompt's tail after BOS
     ids = tiny.to_tokens(long, truncate=False)[0]
     tail = torch.cat([ids[:1], ids[len(ids) - tiny.cfg.n_ctx + 1:]])

@@ -25,7 +25,9 @@ residual stream after ``l`` blocks.
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -178,6 +180,18 @@ def _check_df(df: pd.DataFrame) -> None:
 
 
 # ------------------------------------------------------------------------------- tokenising
+def _caller_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first frame outside this package and torch
+    (the reader's own call), however deep inside the package it was raised."""
+    inside = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), f"{os.sep}torch{os.sep}")
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(inside[0]) or inside[1] in frame.f_code.co_filename
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _encode(model, prompts: Sequence[str], extra: int = 0, truncate: bool = False) -> list[list[int]]:
     """Token ids of each prompt (with BOS where the model wants one).  A prompt longer than
     ``n_ctx - extra`` raises, or with ``truncate`` keeps its first token (BOS) and its tail."""
@@ -199,7 +213,7 @@ def _encode(model, prompts: Sequence[str], extra: int = 0, truncate: bool = Fals
         out.append(ids)
     if cut:
         warnings.warn(f"{cut} of {len(out)} prompts were longer than {limit} tokens and lost "
-                      "their first demonstrations (truncate=True)", stacklevel=3)
+                      "their first demonstrations (truncate=True)", stacklevel=_caller_stacklevel())
     return out
 
 
