@@ -142,6 +142,16 @@ def test_training_records_and_patching_run():
         plot_error_by_context(res.history, bl[bl.method != "one GD step on true basis"], steps[-1])
 
 
+def test_error_by_context_figure_follows_the_task_dimension():
+    task = TaskConfig.variant("six", K=6)  # D = 24
+    bl = baseline_curves(task, n_seqs=20, lasso_alphas=(0.05,), ridge_alphas=(0.1,))
+    hist = pd.DataFrame([{"step": 9, "basis": b, "n_examples": n, "mse": 1.0}
+                         for b in range(task.n_bases) for n in range(task.K)])
+    labels = [line.get_label() for line in plot_error_by_context(hist, bl, step=9).axes[0].lines]
+    assert labels[task.n_bases:] == ["least squares on true basis", "one GD step on true basis",
+                                     "LASSO (24 dims)", "one GD step (24 dims)"]
+
+
 def test_concept_patch_moves_only_the_concept_coordinates():
     g = torch.Generator().manual_seed(0)
     T, d, C = 6, 10, 4

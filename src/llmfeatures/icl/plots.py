@@ -43,12 +43,16 @@ def plot_error_by_context(
     history: pd.DataFrame,
     baselines: pd.DataFrame,
     step: int,
-    methods: tuple[str, ...] = ("least squares on true basis", "one GD step on true basis",
-                                "LASSO (16 dims)", "one GD step (16 dims)"),
+    methods: tuple[str, ...] | None = None,
 ):
     """The model's error per concept against the number of in-context examples at checkpoint
     ``step`` (solid), with the reference ``methods`` from :func:`~llmfeatures.icl.baselines.baseline_curves`
-    (dashed): which algorithm does the model run for each concept?"""
+    (dashed): which algorithm does the model run for each concept?  By default: least squares and
+    one GD step on the true basis, LASSO and one GD step on all dimensions."""
+    if methods is None:
+        D = next((m[m.index("(") + 1 : m.index(" dims")] for m in baselines.method if m.startswith("LASSO")), "16")
+        methods = ("least squares on true basis", "one GD step on true basis", f"LASSO ({D} dims)",
+                   f"one GD step ({D} dims)")
     fig, ax = plt.subplots(figsize=(8, 3.6))
     h = history[history.step == step]
     for basis, g in h.groupby("basis"):
