@@ -36,6 +36,18 @@ def _check(xs: torch.Tensor, ys: torch.Tensor) -> None:
         )
 
 
+def _check_mask(xs: torch.Tensor, ys: torch.Tensor, mask: torch.Tensor) -> int:
+    """Validate ``xs (B, K, D)``, ``ys (B, K)`` and a ``(B, D)`` bool basis mask whose rows all
+    have the same number of dimensions; return that number."""
+    _check(xs, ys)
+    if mask.shape != (xs.shape[0], xs.shape[2]) or mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor of shape {(xs.shape[0], xs.shape[2])}")
+    dims = mask.sum(-1)
+    if (dims != dims[0]).any():
+        raise ValueError("all bases in a batch must have the same rank")
+    return int(dims[0])
+
+
 def _min_norm_fit(X: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
     """Ridge / minimum-norm least squares in dual form: ``w = X^T (X X^T + alpha I)^+ y``.
 
@@ -68,13 +80,8 @@ def basis_least_squares(
     bases must have the same rank).  ``alpha > 0`` gives ridge instead.  Returns ``(B, K)``:
     entry ``n`` predicts ``y_{n+1}`` from the first ``n`` pairs.
     """
-    _check(xs, ys)
-    if mask.shape != (xs.shape[0], xs.shape[2]) or mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor of shape {(xs.shape[0], xs.shape[2])}")
-    ranks = mask.sum(-1)
-    if (ranks != ranks[0]).any():
-        raise ValueError("all bases in a batch must have the same rank")
-    idx = mask.float().argsort(dim=-1, descending=True, stable=True)[:, : int(ranks[0])]
+    rank = _check_mask(xs, ys, mask)
+    idx = mask.float().argsort(dim=-1, descending=True, stable=True)[:, :rank]
     xr = xs.gather(2, idx.unsqueeze(1).expand(-1, xs.shape[1], -1))  # (B, K, r)
     return _prefix_predict(xr, ys, lambda X, y: _min_norm_fit(X, y, alpha))
 
@@ -112,15 +119,11 @@ def one_step_gd(
     _check(xs, ys)
     if mask is None:
         mask = torch.ones(xs.shape[0], xs.shape[2], dtype=torch.bool, device=xs.device)
-    if mask.shape != (xs.shape[0], xs.shape[2]) or mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor of shape {(xs.shape[0], xs.shape[2])}")
-    dims = mask.sum(-1)
-    if (dims != dims[0]).any():
-        raise ValueError("all bases in a batch must have the same rank")
+    n_dims = _check_mask(xs, ys, mask)
     xm = xs * mask[:, None, :]
     c = (xm * ys[..., None]).cumsum(1)  # (B, K, D): sum over the first n+1 pairs at index n
     n = torch.arange(1, xs.shape[1], dtype=xs.dtype, device=xs.device)
-    eta = one_step_gd_rate(n, int(dims[0]), rank, noise_std) / n  # (K-1,)
+    eta = one_step_gd_rate(n, n_dims, rank, noise_std) / n  # (K-1,)
     preds = torch.zeros_like(ys)
     preds[:, 1:] = eta * (c[:, :-1] * xm[:, 1:]).sum(-1)
     return preds
