@@ -337,6 +337,22 @@ def test_stats_are_cached_and_round_trip(organism, monkeypatch, tmp_path) -> Non
     assert len(calls) == 2
 
 
+def test_cooccurrence_is_exact_across_flushes(planted, monkeypatch) -> None:
+    """Counts move from the float32 device matrix to the int64 total without loss."""
+    model, sae, corpus = planted
+    cfg = StatsConfig(block_size=3, threshold=0.1, batch_tokens=64)
+    ref = collect_feature_stats(model, corpus, {1: sae}, config=cfg, progress=False)
+    monkeypatch.setattr(engine_mod._CoocAccumulator, "FLUSH_AT", 7)
+    flushed = collect_feature_stats(model, corpus, {1: sae}, config=cfg, progress=False)
+    np.testing.assert_array_equal(ref.cooccurrence[1].counts, flushed.cooccurrence[1].counts)
+    vocab = model.tokenizer.get_vocab()
+    acts = [np.stack([_planted_value(corpus.subset([d]), vocab[w]) for w in DETECTED], 1)
+            for d in range(corpus.n_docs)]
+    counts, n_on, n_blocks = reference_cooccurrence(acts, 3, 0.1)
+    np.testing.assert_array_equal(flushed.cooccurrence[1].counts, counts)
+    assert flushed.cooccurrence[1].n_blocks == n_blocks and counts.sum() > 0
+
+
 def test_saved_file_round_trips(planted, tmp_path) -> None:
     model, sae, corpus = planted
     stats = collect_feature_stats(model, corpus, {1: sae}, layers=[0, 1],

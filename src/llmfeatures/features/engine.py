@@ -173,14 +173,25 @@ class _SiteAccumulator:
 class _CoocAccumulator:
     """Block co-occurrence counts of one SAE: ``counts += B^T B`` per batch."""
 
+    FLUSH_AT = 2**24  # float32 holds every integer below this exactly
+
     def __init__(self, layer: int, n_units: int, cfg: StatsConfig, block_size: int,
                  device: torch.device):
         self.layer, self.cfg, self.block_size = layer, cfg, block_size
-        # float32 products are exact per batch (counts < 2**24); the total is kept in int64
-        self.counts = torch.zeros(n_units, n_units, dtype=torch.int64, device=device)
+        # B^T B is added in place into a float32 matrix on the device (exact while every count is
+        # below 2**24; before that could be passed it is moved into an int64 total on the CPU),
+        # so a 16k-latent SAE needs one 1 GB matrix on the GPU and no temporaries
+        self.partial = torch.zeros(n_units, n_units, dtype=torch.float32, device=device)
+        self.partial_blocks = 0
+        self.total = torch.zeros(n_units, n_units, dtype=torch.int64)
         self.n_on = torch.zeros(n_units, dtype=torch.int64, device=device)
         self.n_blocks = 0
         self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def _flush(self) -> None:
+        self.total += self.partial.round().to(device="cpu", dtype=torch.int64)
+        self.partial.zero_()
+        self.partial_blocks = 0
 
     def update(self, acts: torch.Tensor, block: torch.Tensor, n_blocks: int,
                block_doc: torch.Tensor) -> None:
@@ -188,7 +199,10 @@ class _CoocAccumulator:
         t, u = (acts > self.cfg.threshold).nonzero(as_tuple=True)
         on = torch.zeros(n_blocks, acts.shape[1], device=acts.device)
         on[block[t], u] = 1.0
-        self.counts += (on.T @ on).round().long()
+        if self.partial_blocks + n_blocks >= self.FLUSH_AT:
+            self._flush()
+        self.partial.addmm_(on.T, on)
+        self.partial_blocks += n_blocks
         self.n_on += on.sum(0).long()
         self.n_blocks += n_blocks
         if self.cfg.keep_blocks:
@@ -199,7 +213,9 @@ class _CoocAccumulator:
     def result(self) -> Cooccurrence:
         out = Cooccurrence(layer=self.layer, block_size=self.block_size,
                            threshold=self.cfg.threshold, n_blocks=self.n_blocks,
-                           counts=self.counts.cpu().numpy(), n_on=self.n_on.cpu().numpy())
+                           counts=None, n_on=self.n_on.cpu().numpy())
+        self._flush()
+        out.counts = self.total.numpy()
         if self.cfg.keep_blocks:
             docs = [d for d, _, _ in self.kept]
             units = [u for _, _, u in self.kept]
