@@ -106,8 +106,13 @@ def harvest_texts(
     """The engine on a real model over plain texts (no ground truth), cached.
 
     Documents are truncated to ``max_tokens_per_doc`` tokens (the reference truncates The Pile to
-    1024).  On a T4, GPT-2 small with ``StatsConfig(batch_tokens=16384)`` and Gemma-2-2b with
-    ``batch_tokens=4096`` fit in memory (see the Colab notes of chapter 1).
+    1024).  Memory on a T4 (16 GB), estimated, not measured here (no GPU is lent to this
+    project): Gemma-2-2b in float16 is 5.2 GB; its Gemma Scope 16k SAE 0.3 GB; the co-occurrence
+    matrix of one 16k SAE 1.1 GB (float32, in place); a batch of ``batch_tokens=4096`` adds about
+    0.3 GB of encoded latents and 0.2 GB of attention scores.  So one SAE layer at a time with
+    ``batch_tokens=4096`` fits; GPT-2 small (0.5 GB) with its 24k-latent SAEs fits at
+    ``batch_tokens=16384`` for one layer with co-occurrence, or all 12 layers without it
+    (``StatsConfig(cooccurrence=False)``).
     """
     texts = [t for t in texts if t and t.strip()]
     corpus = tokenize_documents(model.tokenizer, texts)

@@ -352,6 +352,7 @@ def _collect(model, corpus, saes, layers, config, progress) -> FeatureStats:
     device = next(model.parameters()).device
     for sae in saes.values():
         sae.to(device)
+    sae_dtype = {L: next(s.parameters()).dtype for L, s in saes.items()}
     bos = model.tokenizer.bos_token_id if model.tokenizer is not None else None
     if bos is None:
         raise ValueError("the model's tokenizer has no BOS token; the engine prepends one to "
@@ -422,13 +423,13 @@ def _collect(model, corpus, saes, layers, config, progress) -> FeatureStats:
         vmask = valid.to(device)
         for L in layers:
             if L in mlp_acc:
-                mlp_acc[L].update(cache[mlp_hook(L)][:, 1:][vmask], gids, codes)
+                mlp_acc[L].update(cache[mlp_hook(L)][:, 1:][vmask].float(), gids, codes)
             if L in sae_acc or L in mom_acc:
                 x = cache[resid_hook(L)][:, 1:][vmask]
                 if L in mom_acc:
                     mom_acc[L].update(x)
                 if L in sae_acc:
-                    f = saes[L].encode(x)
+                    f = saes[L].encode(x.to(sae_dtype[L])).float()
                     sae_acc[L].update(f, gids, codes)
                     if L in cooc_acc:
                         cooc_acc[L].update(f, block, n_blocks, torch.tensor(block_doc))
