@@ -14,7 +14,7 @@ BIN         := $(VENV)/bin
 CI_OUT      := _build/ci
 CI_HOME     ?= $(CURDIR)/_build/ci/cache
 # Progress bars help in an interactive notebook but print hundreds of lines on a rendered page.
-BOOK_ENV    := TQDM_DISABLE=1 PATH=$(CURDIR)/$(BIN):$$PATH
+BOOK_ENV    := TQDM_DISABLE=1 PATH=$(abspath $(BIN)):$$PATH
 
 # --- Python 3.11 or newer, checked before anything else runs ----------------------------------
 # (the venv's own Python once it exists, else $(PYTHON))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -31,8 +32,10 @@ def project(tmp_path: Path) -> Path:
 
 
 def make_n(project: Path, *args: str, python: str = sys.executable) -> subprocess.CompletedProcess:
+    # run as a fresh make, not as a sub-make of `make test` (whose flags would be inherited)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     return subprocess.run(["make", "-n", f"PYTHON={python}", "VENV=venv", *args], cwd=project,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
 
 
 def stamps_written(dry_run: str) -> list[str]:
