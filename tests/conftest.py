@@ -27,3 +27,14 @@ def toc_files() -> list[str]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def html_root() -> Path:
+    """The built book's ``html`` folder, from ``LLMFEATURES_BOOK_HTML`` (the Makefile sets it)."""
+    path = os.environ.get("LLMFEATURES_BOOK_HTML")
+    if not path:
+        pytest.skip("set LLMFEATURES_BOOK_HTML to a built book (make test does)")
+    root = Path(path).resolve()
+    assert (root / "index.html").exists(), f"no index.html in {root}: the book build failed"
+    return root

@@ -3,16 +3,60 @@
 Chapter-specific figures live with their chapter's module; what more than one chapter draws lives
 here, with one consistent style.  Every function takes an optional ``ax`` and returns the
 ``matplotlib.axes.Axes`` it drew on, so figures compose into subplots.
+
+The book's style (:data:`BOOK_RC`, applied by the :func:`book_style` decorator) keeps figures
+readable on a page: the book's text column is about 800 px wide at a 1280 px window, a figure is
+drawn at 100 dpi, so a figure at most :data:`MAX_WIDTH` inches wide is shown near full size and
+its 10-point text stays about 13 px high.  ``tests/test_browser.py`` measures the drawn size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+
+MAX_WIDTH = 8.0  # inches at 100 dpi: what the book's text column shows without shrinking much
+BOOK_RC = {
+    "figure.dpi": 100,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9.5,
+    "ytick.labelsize": 9.5,
+    "legend.fontsize": 9.5,
+    "legend.title_fontsize": 10,
+    "lines.markersize": 5,
+    "lines.linewidth": 1.6,
+}
+
+F = TypeVar("F", bound=Callable)
+
+
+def book_style(func: F) -> F:
+    """Decorator: draw with :data:`BOOK_RC` (sizes are fixed when text is made), then put back
+    those settings only.
+
+    Not ``plt.rc_context``: that restores *every* setting, and when a figure is the first of a
+    Jupyter session it would undo ``interactive``, which the inline backend turns on while the
+    figure is made; no later figure of the notebook would then be shown.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        saved = {key: plt.rcParams[key] for key in BOOK_RC}
+        plt.rcParams.update(BOOK_RC)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            plt.rcParams.update(saved)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _to_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -21,6 +65,7 @@ def _to_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.asarray(x)
 
 
+@book_style
 def plot_attention_pattern(
     pattern: torch.Tensor | np.ndarray,
     tokens: Sequence[str],
@@ -57,6 +102,7 @@ def plot_attention_pattern(
     return ax
 
 
+@book_style
 def plot_heatmap(
     values: torch.Tensor | np.ndarray,
     *,
