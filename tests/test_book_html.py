@@ -140,3 +140,14 @@ def test_getting_started_shows_its_figure(html_root: Path) -> None:
     assert imgs, "the attention-pattern figure is missing"
     for img in imgs:
         assert (html_root / "notebooks" / img["src"]).exists() or img["src"].startswith("data:")
+
+
+def test_organism_page_shows_a_feature_dashboard(html_root: Path) -> None:
+    """The feature engine's dashboard is rendered inside the page (HTML output, no script)."""
+    soup = _soup(html_root, "notebooks/00_model_organism")
+    boards = soup.select(".cell_output .llmf-dashboard")
+    assert len(boards) == 1, "the organism page should show one feature dashboard"
+    board = boards[0]
+    assert board.find("svg"), "the dashboard's activation histogram is missing"
+    assert board.select(".llmf-max"), "the dashboard shows no max-activating example"
+    assert "promotes" in board.get_text() and "purity (entity_type)" in board.get_text()

@@ -73,13 +73,15 @@ def _histogram_svg(hist: np.ndarray, edges: np.ndarray, width: int = 360, height
         bh = h * c / top
         bars.append(f"<rect x='{left + j * bw:.1f}' y='{8 + h - bh:.1f}' width='{max(bw - 1, 1):.1f}' "
                     f"height='{bh:.1f}' fill='#d9730d'/>")
-    ticks = []
     log_lo, log_hi = math.log10(edges[lo - 1]), math.log10(edges[hi])
+    ticks = [f"<text x='{x}' y='{24 + h}' font-size='11' text-anchor='{a}'>{v:.3g}</text>"
+             for x, v, a in ((left, edges[lo - 1], "start"), (left + w, edges[hi], "end"))]
     for dec in range(math.ceil(log_lo), math.floor(log_hi) + 1):
         x = left + (dec - log_lo) / (log_hi - log_lo) * w
-        ticks.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{8 + h}' y2='{12 + h}' stroke='#333'/>"
-                     f"<text x='{x:.1f}' y='{24 + h}' font-size='11' text-anchor='middle'>"
-                     f"1e{dec}</text>")
+        ticks.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{8 + h}' y2='{12 + h}' stroke='#333'/>")
+        if left + 40 < x < left + w - 40:  # a decade label that does not collide with the ends
+            ticks.append(f"<text x='{x:.1f}' y='{24 + h}' font-size='11' text-anchor='middle'>"
+                         f"{10.0 ** dec:g}</text>")
     return (f"<svg width='{width}' height='{height + 12}' role='img' "
             f"aria-label='activation histogram'>{''.join(bars)}"
             f"<line x1='{left}' x2='{left + w}' y1='{8 + h}' y2='{8 + h}' stroke='#333'/>"
@@ -210,13 +212,21 @@ def feature_dashboard(
     top_ids = [int(g) for g in site.top_ids[unit][:n_top] if g >= 0]
     sections = [("Max-activating examples", top_ids)]
     if site.band_ids.size and site.fire_count[unit] > 0:
+        # one section per histogram slot that holds one of the quantiles (slots are a tenth of a
+        # decade wide, so neighbouring quantiles often share one)
         qv = np.atleast_1d(site.quantiles(list(quantiles))[unit])
         edges = site.bin_edges
+        by_slot: dict[int, list[float]] = {}
         for qq, v in zip(quantiles, qv):
             slot = int(np.clip(np.searchsorted(edges, v, side="right"), 0, len(edges)))
-            ids = [int(g) for g in site.band_ids[unit, slot] if g >= 0]
-            if ids:
-                sections.append((f"Around the {qq:.0%} quantile (activation about {v:.2g})", ids))
+            by_slot.setdefault(slot, []).append(qq)
+        for slot, qs in sorted(by_slot.items()):
+            ids = list(dict.fromkeys(int(g) for g in site.band_ids[unit, slot] if g >= 0))
+            lo = edges[slot - 1] if slot >= 1 else 0.0
+            hi = edges[slot] if slot < len(edges) else float("inf")
+            names = " and ".join(f"{q:.0%}" for q in qs)
+            sections.append((f"Activations {lo:.3g} to {hi:.3g} (the {names} quantile"
+                             f"{'s' if len(qs) > 1 else ''})", ids))
     for label, ids in sections:
         parts.append(f"<div><b>{html.escape(label)}</b></div>")
         if not ids:
