@@ -78,6 +78,7 @@ def bare_pass(model, saes, corpus, cfg: StatsConfig) -> None:
 
 def memory_probe(n_tokens: int) -> None:
     """Child process: print the engine's peak resident memory above what was there before it."""
+    torch.set_num_threads(1)
     model, saes, corpus = setup(n_tokens)
     with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
         f.write("5")
@@ -138,13 +139,17 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--cooc-docs", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_probe:
         memory_probe(args.memory_probe)
         return 0
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    # one torch thread for both passes: on this shared 2-core machine it was about 4x faster than
+    # two for the engine (the organism pipeline uses 1 thread for the same reason); --threads
+    # changes it
+    torch.set_num_threads(args.threads)
     model, saes, corpus = setup(args.tokens)
     cfg = StatsConfig()
     print(f"organism ({os.environ.get('LLMFEATURES_SCALE', 'book')}): {model.cfg.n_layers} layers, "

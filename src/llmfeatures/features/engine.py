@@ -121,21 +121,22 @@ class _SiteAccumulator:
 
     def update(self, acts: torch.Tensor, gids: torch.Tensor,
                codes: Mapping[str, torch.Tensor]) -> None:
-        """``acts [n, U]`` at ``n`` tokens with global ids ``gids [n]`` and label codes.
+        """Dense activations ``acts [n, U]`` (MLP neurons, which can be negative)."""
+        t, u = (acts > 0).nonzero(as_tuple=True)
+        self.update_sparse(len(acts), t, u, acts[t, u], gids, codes, dense_sum=acts.sum(0))
 
-        Work is done on the firing entries only (one ``nonzero`` pass over ``acts``), which for
-        an SAE are a small fraction; the maximum comes from the top-k buffer.
+    def update_sparse(self, n: int, t: torch.Tensor, u: torch.Tensor, vals: torch.Tensor,
+                      gids: torch.Tensor, codes: Mapping[str, torch.Tensor],
+                      dense_sum: torch.Tensor | None = None) -> None:
+        """The firing entries of ``n`` tokens: token ``t``, unit ``u``, activation ``vals`` (> 0).
+
+        ``gids [n]`` are the tokens' global ids, ``codes`` their label codes; ``dense_sum [U]``
+        is the sum over all tokens when activations can be negative (else the firing sum).
         """
-        n, U = acts.shape
+        U = self.n
         self.n_tokens += n
-        if self.kind == "sae":  # SAE latents are >= 0: firing == nonzero
-            t, u = acts.nonzero(as_tuple=True)
-            vals = acts[t, u]
-            self.sum += torch.bincount(u, weights=vals.double(), minlength=U)
-        else:  # neurons can be negative: the mean needs every token
-            t, u = (acts > 0).nonzero(as_tuple=True)
-            vals = acts[t, u]
-            self.sum += acts.sum(0).double()
+        self.sum += (dense_sum.double() if dense_sum is not None
+                     else torch.bincount(u, weights=vals.double(), minlength=U))
         self.fire += torch.bincount(u, minlength=U)
         slot = bin_index(vals, *self.cfg.hist_range, self.cfg.n_bins)
         self.hist += torch.bincount(u * self.slots + slot, minlength=U * self.slots)
@@ -193,12 +194,13 @@ class _CoocAccumulator:
         self.partial.zero_()
         self.partial_blocks = 0
 
-    def update(self, acts: torch.Tensor, block: torch.Tensor, n_blocks: int,
-               block_doc: torch.Tensor) -> None:
-        """``acts [n, U]``; ``block [n]`` the block (0..n_blocks-1) of each token."""
-        t, u = (acts > self.cfg.threshold).nonzero(as_tuple=True)
-        on = torch.zeros(n_blocks, acts.shape[1], device=acts.device)
-        on[block[t], u] = 1.0
+    def update(self, t: torch.Tensor, u: torch.Tensor, vals: torch.Tensor, block: torch.Tensor,
+               n_blocks: int, block_doc: torch.Tensor) -> None:
+        """Firing entries (token ``t``, unit ``u``, activation ``vals``); ``block [n]`` the block
+        (0..n_blocks-1) of each token of the batch."""
+        on_entry = vals > self.cfg.threshold
+        on = torch.zeros(n_blocks, len(self.n_on), device=vals.device)
+        on[block[t[on_entry]], u[on_entry]] = 1.0
         if self.partial_blocks + n_blocks >= self.FLUSH_AT:
             self._flush()
         self.partial.addmm_(on.T, on)
@@ -234,15 +236,39 @@ class _MomentAccumulator:
         self.ss = torch.zeros(d, d, dtype=torch.float64, device=device)
 
     def update(self, x: torch.Tensor) -> None:
-        x = x.double()
+        # one batch's sums in float32 (a few thousand terms), the running totals in float64
+        x = x.float()
         self.n += len(x)
-        self.s += x.sum(0)
-        self.ss += x.T @ x
+        self.s += x.sum(0).double()
+        self.ss += (x.T @ x).double()
 
     def result(self) -> ResidMoments:
         mean = self.s / max(self.n, 1)
         cov = (self.ss - self.n * torch.outer(mean, mean)) / max(self.n - 1, 1)
         return ResidMoments(self.layer, self.n, mean.cpu().numpy(), cov.cpu().numpy())
+
+
+def sparse_encode(sae, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The SAE's firing latents on ``x [n, d_in]``: token index, latent index, activation (> 0).
+
+    A TopK SAE is asked for sae-lens's own sparse output (``TopK(use_sparse_activations=True)``),
+    which skips writing and re-reading a dense ``[n, d_sae]`` matrix; other SAEs encode densely.
+    """
+    from sae_lens.saes.topk_sae import TopK
+
+    act = getattr(sae, "activation_fn", None)
+    if isinstance(act, TopK) and not act.use_sparse_activations:
+        act.use_sparse_activations = True
+        try:
+            out = sae.encode(x)
+        finally:
+            act.use_sparse_activations = False
+        idx, vals = out._indices(), out._values().float()
+        keep = vals > 0
+        return idx[0][keep], idx[1][keep], vals[keep]
+    f = sae.encode(x).float()
+    t, u = f.nonzero(as_tuple=True)
+    return t, u, f[t, u]
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -429,10 +455,10 @@ def _collect(model, corpus, saes, layers, config, progress) -> FeatureStats:
                 if L in mom_acc:
                     mom_acc[L].update(x)
                 if L in sae_acc:
-                    f = saes[L].encode(x.to(sae_dtype[L])).float()
-                    sae_acc[L].update(f, gids, codes)
+                    t, u, v = sparse_encode(saes[L], x.to(sae_dtype[L]))
+                    sae_acc[L].update_sparse(len(x), t, u, v, gids, codes)
                     if L in cooc_acc:
-                        cooc_acc[L].update(f, block, n_blocks, torch.tensor(block_doc))
+                        cooc_acc[L].update(t, u, v, block, n_blocks, torch.tensor(block_doc))
         del cache
         bar.update(int(valid.sum()))
     bar.close()
