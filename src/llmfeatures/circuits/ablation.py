@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from transformer_lens import HookedTransformer, patching, utils
+from transformer_lens import HookedTransformer, patching
+from transformer_lens.utilities import get_act_name
 
 from llmfeatures.circuits.lens import DLAResult
 from llmfeatures.circuits.tasks import EncodedTask, Task, encode_task, length_groups, score_logits
@@ -48,6 +49,8 @@ def parse_component(name: str, model: HookedTransformer) -> tuple[str, int, int 
     layer = int(m.group(1))
     if layer >= model.cfg.n_layers:
         raise ValueError(f"component {name!r}: the model has layers 0..{model.cfg.n_layers - 1}")
+    if m.group(3) == "mlp" and model.cfg.attn_only:
+        raise ValueError(f"component {name!r}: the model is attention-only, it has no MLPs")
     if m.group(2) is not None:
         head = int(m.group(2))
         if head >= model.cfg.n_heads:
@@ -63,13 +66,14 @@ def head_names(model: HookedTransformer) -> list[str]:
 
 
 def all_components(model: HookedTransformer) -> list[str]:
-    """Every head, then every attention layer and every MLP layer."""
+    """Every head, then every attention layer and every MLP layer (none if attention-only)."""
     layers = range(model.cfg.n_layers)
-    return [*head_names(model), *(f"L{i} attn" for i in layers), *(f"L{i} mlp" for i in layers)]
+    mlps = [] if model.cfg.attn_only else [f"L{i} mlp" for i in layers]
+    return [*head_names(model), *(f"L{i} attn" for i in layers), *mlps]
 
 
 def _act_name(kind: str, layer: int) -> str:
-    return utils.get_act_name({"head": "z", "attn": "attn_out", "mlp": "mlp_out"}[kind], layer)
+    return get_act_name({"head": "z", "attn": "attn_out", "mlp": "mlp_out"}[kind], layer)
 
 
 def _derangement(n: int, rng: random.Random) -> list[int]:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from transformer_lens import HookedTransformer, utils
+from transformer_lens import HookedTransformer
+from transformer_lens.utilities import get_act_name
 
 from llmfeatures.circuits.tasks import _tokenizer, length_groups
 
@@ -107,7 +108,7 @@ def head_scores(model: HookedTransformer, probe: AttentionProbe, batch_size: int
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     total = torch.zeros(2, n_layers, n_heads)
     counts = torch.zeros(2)
-    names = [utils.get_act_name("pattern", layer) for layer in range(n_layers)]
+    names = [get_act_name("pattern", layer) for layer in range(n_layers)]
     idx_with_q = [i for i, qs in enumerate(probe.queries) if qs]
     for idx, toks in length_groups(probe.tokens, batch_size, indices=idx_with_q):
         pos = toks.shape[1]

@@ -60,8 +60,9 @@ def _encoded(model: HookedTransformer, task: Task | EncodedTask) -> EncodedTask:
 @torch.no_grad()
 def logit_lens(model: HookedTransformer, task: Task | EncodedTask,
                batch_size: int = 64) -> pd.DataFrame:
-    """Rank (1 = top) and probability of each prompt's answer token, read at the last position
-    of the residual stream before block 0 and after every block.
+    """Rank (1 = top; tokens with an equal logit rank ahead of the answer) and probability of each
+    prompt's answer token, read at the last position of the residual stream before block 0 and
+    after every block.
 
     Returns a long frame: prompt (index), layer (label from :func:`layer_labels`), depth
     (0 = embed), rank, prob, and rank_among (1 = the answer beats every competitor).
@@ -79,12 +80,12 @@ def logit_lens(model: HookedTransformer, task: Task | EncodedTask,
         logits = model.unembed(resid).float().cpu()  # [layer+1, batch, d_vocab]
         ans = enc.answer[idx]
         a_logit = logits.gather(2, ans[None, :, None].expand(n_layers + 1, -1, 1))
-        rank[:, idx] = (logits > a_logit).sum(-1) + 1
+        rank[:, idx] = (logits >= a_logit).sum(-1)  # ties count against the answer
         prob[:, idx] = logits.softmax(-1).gather(2, ans[None, :, None].expand(
             n_layers + 1, -1, 1))[..., 0]
         oth, mask = enc.others[idx].clamp(min=0), enc.others_mask[idx]
         o_logit = logits.gather(2, oth[None].expand(n_layers + 1, -1, -1))
-        among[:, idx] = ((o_logit > a_logit) & mask[None]).sum(-1) + 1
+        among[:, idx] = ((o_logit >= a_logit) & mask[None]).sum(-1) + 1
     labels = layer_labels(model)
     rows = [(i, labels[d], d, int(rank[d, i]), float(prob[d, i]), int(among[d, i]))
             for d in range(n_layers + 1) for i in range(len(enc))]
@@ -212,21 +213,23 @@ def direct_logit_attribution(model: HookedTransformer, task: Task | EncodedTask,
         comp_attr = torch.einsum("cbd,bd->bc", comps.float(), dirs).cpu()
         heads = cache.stack_head_results(layer=-1, pos_slice=-1, apply_ln=True)
         heads_sum += torch.einsum("cbd,bd->c", heads.float(), dirs).cpu()
-        # all layers' neurons (the stack covers layers below its argument), scaled by ln_final
-        stack = cache.stack_neuron_results(n_layers, pos_slice=-1, apply_ln=True,
-                                           project_output_onto=dirs.T)  # [L*d_mlp, batch, batch]
-        ns = torch.diagonal(stack.float(), dim1=1, dim2=2).sum(-1).cpu()
-        ns = ns.reshape(n_layers, model.cfg.d_mlp)
+        if model.cfg.attn_only:
+            ns = torch.zeros(n_layers, 0)
+        else:  # all layers' neurons (the stack covers layers below its argument), ln_final scale
+            stack = cache.stack_neuron_results(n_layers, pos_slice=-1, apply_ln=True,
+                                               project_output_onto=dirs.T)  # [L*d_mlp, b, b]
+            ns = torch.diagonal(stack.float(), dim1=1, dim2=2).sum(-1).cpu()
+            ns = ns.reshape(n_layers, model.cfg.d_mlp)
         neurons_sum = ns if neurons_sum is None else neurons_sum + ns
         for b, i in enumerate(idx):
             rows[i] = comp_attr[b].numpy()
         bias[idx] = _bias_share(model, enc, idx).numpy()
     pretty = [_pretty(lab) for lab in labels]
     per_prompt = pd.DataFrame(np.stack([rows[i] for i in range(len(enc))]), columns=pretty)
-    metric = per_prompt.sum(1).to_numpy() + bias
+    metric = per_prompt.sum(axis=1).to_numpy() + bias
     assert neurons_sum is not None
     return DLAResult(
-        components=per_prompt.mean(0),
+        components=per_prompt.mean(axis=0),
         heads=(heads_sum / len(enc)).reshape(n_layers, n_heads).numpy(),
         neurons=(neurons_sum / len(enc)).numpy(),
         per_prompt=per_prompt,
