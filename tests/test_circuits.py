@@ -160,18 +160,17 @@ def test_dla_matches_hand_computation_and_sums_to_metric(random_ln, copy_task) -
     np.testing.assert_allclose(d.metric, metric.numpy(), atol=1e-4)
     # by hand: head L1H2, and the bias b_out of MLP 1, on every prompt
     total, bias_out = 0.0, 0.0
-    torch.set_grad_enabled(False)
-    for i, toks in enumerate(enc.tokens):
-        _, cache = model.run_with_cache(torch.tensor([toks]))
-        z = cache["z", 1][0, -1, 2]  # [d_head]
-        write = z @ model.W_O[1, 2]  # [d_model]
-        write = (write - write.mean()) / cache["ln_final.hook_scale"][0, -1]
-        others = enc.others[i][enc.others_mask[i]]
-        direction = model.W_U[:, enc.answer[i]] - model.W_U[:, others].mean(1)
-        total += float(write @ direction)
-        b = model.b_out[1]
-        bias_out += float((b - b.mean()) / cache["ln_final.hook_scale"][0, -1] @ direction)
-    torch.set_grad_enabled(True)
+    with torch.no_grad():
+        for i, toks in enumerate(enc.tokens):
+            _, cache = model.run_with_cache(torch.tensor([toks]))
+            z = cache["z", 1][0, -1, 2]  # [d_head]
+            write = z @ model.W_O[1, 2]  # [d_model]
+            write = (write - write.mean()) / cache["ln_final.hook_scale"][0, -1]
+            others = enc.others[i][enc.others_mask[i]]
+            direction = model.W_U[:, enc.answer[i]] - model.W_U[:, others].mean(1)
+            total += float(write @ direction)
+            b = model.b_out[1]
+            bias_out += float((b - b.mean()) / cache["ln_final.hook_scale"][0, -1] @ direction)
     assert d.heads[1, 2] == pytest.approx(total / len(enc), abs=1e-4)
     # the neurons of MLP 1 add up to its attribution minus its bias's share
     assert d.neurons[1].sum() == pytest.approx(d.components["L1 mlp"] - bias_out / len(enc),
