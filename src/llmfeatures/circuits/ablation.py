@@ -128,12 +128,15 @@ def _batched_hooks(parsed: list[list[tuple[str, int, int | None]]],
 @torch.no_grad()
 def ablate_sets(model: HookedTransformer, task: Task | EncodedTask,
                 sets: Sequence[Sequence[str]], mode: str = "zero", seed: int = 0,
-                max_tokens: int = 32_768) -> tuple[torch.Tensor, torch.Tensor]:
+                max_tokens: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Ablate each set of components together; return ``metric`` and ``right`` ``[n_sets, n]``.
 
     An empty set gives the unablated model.  Several sets run in one forward pass (copies of the
-    prompts, each ablating its own set), up to ``max_tokens`` tokens per pass.
+    prompts, each ablating its own set), up to ``max_tokens`` tokens per pass (default: as many
+    as keep the logits of one pass near 1 GB, at most 32768).
     """
+    if max_tokens is None:
+        max_tokens = max(1, min(32_768, 2**28 // model.cfg.d_vocab))
     if mode not in MODES:
         raise ValueError(f"unknown ablation mode {mode!r}; use one of {MODES}")
     enc = task if isinstance(task, EncodedTask) else encode_task(model, task)

@@ -77,13 +77,13 @@ def plot_patterns(panels: Sequence[tuple[np.ndarray, list[str], str]], ncols: in
     nrows = -(-n // ncols)
     size = max(len(t) for _, t, _ in panels)
     side = min(7.0, 1.5 + 0.3 * size)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(side * ncols + 1.5, side * nrows),
-                             squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(side * ncols + 2.5, side * nrows),
+                             squeeze=False, layout="constrained")
     for ax, (pattern, tokens, title) in zip(axes.flat, panels, strict=False):
         plot_attention_pattern(pattern, tokens, title=title, ax=ax)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.tight_layout()
+    fig.get_layout_engine().set(wspace=0.08)
     return fig
 
 
