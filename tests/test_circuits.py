@@ -398,7 +398,7 @@ def gpt2_standin():
 
     from llmfeatures.loaders import load_model
 
-    ioi = tasks.ioi_task(n_prompts=12, templates=tasks.IOI_TEMPLATES[:1])
+    ioi = tasks.ioi_task(n_prompts=12)  # four templates of three lengths
     facts = tasks.fact_task([("France", "Paris"), ("Spain", "Madrid"), ("Italy", "Rome"),
                              ("Japan", "Tokyo")])
     words = sorted({w for t in (ioi, facts) for p in [*t.prompts, *t.answers]
@@ -436,7 +436,11 @@ def test_paper_path_runs_on_a_gpt2_standin(gpt2_standin, monkeypatch) -> None:
     assert set(curve.k) == {0, 1, 2}
     ph = ablation.patch_heads(model, ioi)
     assert ph.values.shape == (2, 4) and np.isfinite(ph.values).all()
-    pb = ablation.patch_block_every(model, ioi)
+    lengths = pd.Series([len(t) for t in enc.tokens]).value_counts()
+    pb = ablation.patch_block_every(model, ioi)  # the most common length only
     assert pb.values.shape[:2] == (3, 2) and len(pb.labels) == pb.values.shape[2]
+    assert pb.values.shape[2] == lengths.index[0] and pb.n_pairs == lengths.iloc[0]
+    with pytest.raises(ValueError, match="no prompt pairs of 99 tokens"):
+        ablation.patch_block_every(model, ioi, length=99)
     ll = lens.logit_lens(model, facts)
     assert set(ll.layer) == {"embed", "0", "1"}

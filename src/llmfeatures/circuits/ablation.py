@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -262,15 +263,20 @@ def _logit_diff_metric(clean_ans: torch.Tensor, corrupt_ans: torch.Tensor) -> Ca
 
 @torch.no_grad()
 def _patch(model: HookedTransformer, task: Task | EncodedTask, fn: Callable,
-           single_length: bool) -> tuple[np.ndarray, float, float, list[int], int]:
+           length: int | None, single_length: bool
+           ) -> tuple[np.ndarray, float, float, list[int], int]:
     enc = task if isinstance(task, EncodedTask) else encode_task(model, task)
     idx_all = [i for i, c in enumerate(enc.corrupt_tokens) if c is not None]
     if not idx_all:
         raise ValueError(f"task {enc.task.name!r} has no corrupted prompts to patch from")
-    lengths = {len(enc.tokens[i]) for i in idx_all}
-    if single_length and len(lengths) > 1:
-        raise ValueError(f"patching by position needs prompts of one token length; task "
-                         f"{enc.task.name!r} has lengths {sorted(lengths)} (filter the task)")
+    lengths = Counter(len(enc.tokens[i]) for i in idx_all)
+    if single_length and length is None:
+        length = lengths.most_common(1)[0][0]
+    if length is not None:
+        if length not in lengths:
+            raise ValueError(f"task {enc.task.name!r} has no prompt pairs of {length} tokens; "
+                             f"lengths: {sorted(lengths)}")
+        idx_all = [i for i in idx_all if len(enc.tokens[i]) == length]
     total, clean_sum, corrupt_sum = None, 0.0, 0.0
     for idx, toks in length_groups(enc.tokens, batch_size=10**9, indices=idx_all):
         dev = model.cfg.device
@@ -291,15 +297,17 @@ def _patch(model: HookedTransformer, task: Task | EncodedTask, fn: Callable,
     return values, clean, corrupt_ld, enc.tokens[idx_all[0]], n
 
 
-def patch_block_every(model: HookedTransformer, task: Task | EncodedTask) -> PatchingResult:
+def patch_block_every(model: HookedTransformer, task: Task | EncodedTask,
+                      length: int | None = None) -> PatchingResult:
     """Patch the residual stream (``resid_pre``), attention output and MLP output of each layer
     at each position, clean into corrupted (``patching.get_act_patch_block_every``).
 
-    The prompts (with a corrupted partner) must share one token length; ``labels`` are the
-    tokens of the first clean prompt.
+    Positions must line up, so only the prompt pairs of one token length are used: ``length``,
+    or by default the most common one (``n_pairs`` says how many).  ``labels`` are the tokens of
+    the first clean prompt used.
     """
     values, clean, corrupt, toks, n = _patch(model, task, patching.get_act_patch_block_every,
-                                             single_length=True)
+                                             length, single_length=True)
     return PatchingResult(values, clean, corrupt, model.to_str_tokens(torch.tensor(toks)), n)
 
 
@@ -308,7 +316,7 @@ def patch_heads(model: HookedTransformer, task: Task | EncodedTask) -> PatchingR
     (``patching.get_act_patch_attn_head_out_all_pos``); ``values`` is ``[n_layers, n_heads]``."""
     values, clean, corrupt, _, n = _patch(model, task,
                                           patching.get_act_patch_attn_head_out_all_pos,
-                                          single_length=False)
+                                          None, single_length=False)
     return PatchingResult(values, clean, corrupt, head_names(model), n)
 
 
