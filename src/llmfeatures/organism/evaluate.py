@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from transformer_lens import HookedTransformer
 
-from llmfeatures.organism.sae import hook_name
+from llmfeatures.loaders import resid_hook
 
 
 def middle_layer(model: HookedTransformer) -> int:
@@ -113,7 +113,7 @@ def _resid(
     """
     tok = model.tokenizer
     seqs = [[tok.bos_token_id, *s][: model.cfg.n_ctx] for s in _encode(model, texts)]
-    name = hook_name(layer)
+    name = resid_hook(layer)
     out: list[torch.Tensor] = []
     for i in range(0, len(seqs), batch_size):
         tokens, lengths = _pad(seqs[i : i + batch_size], tok.pad_token_id)
