@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -14,8 +13,6 @@ import pytest
 
 from llmfeatures.cli import build_parser, format_report, main, versions
 from llmfeatures.config import SCALES
-
-HAS_PIPELINE = importlib.util.find_spec("llmfeatures.organism.pipeline") is not None
 
 
 def run_main(*argv: str) -> tuple[int, str]:
@@ -135,7 +132,6 @@ def test_module_and_console_script_run(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_PIPELINE, reason="organism pipeline not built yet")
 def test_organism_build_then_info(capsys) -> None:
     code, text = run_main("organism", "build", "--scale", "ci")
     assert code == 0, capsys.readouterr().err

@@ -7,7 +7,6 @@ socket connection raises, and the Hugging Face Hub is in offline mode.
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 
 import pytest
@@ -25,7 +24,6 @@ from llmfeatures.loaders import (
 
 WORDS = "the cat sat on a mat dog ran to park and she he walked home quickly".split()
 SPECIAL = "<|endoftext|>"
-HAS_PIPELINE = importlib.util.find_spec("llmfeatures.organism.pipeline") is not None
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,7 +435,6 @@ def test_load_world_is_the_seeded_world() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_PIPELINE, reason="organism pipeline not built yet")
 def test_organism_model_and_sae(no_network) -> None:
     model = load_model("organism", scale="ci", device="cpu")
     from transformer_lens import HookedTransformer
