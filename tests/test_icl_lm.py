@@ -110,6 +110,7 @@ def test_last_token_representations_shape_and_padding(world, tiny):
     lengths = {len(tiny.to_tokens(p)[0]) for p in prompts}
     assert len(lengths) > 3
     reps = lm.last_token_representations(tiny, prompts, batch_size=16, progress=False)
+    # layers -1 (embeddings), 0, 1 in that order
     assert reps.shape == (tiny.cfg.n_layers + 1, len(prompts), tiny.cfg.d_model)
     one = torch.stack([lm.last_token_representations(tiny, [p], progress=False)[:, 0]
                        for p in prompts], 1)
@@ -118,8 +119,9 @@ def test_last_token_representations_shape_and_padding(world, tiny):
     _, cache = tiny.run_with_cache(prompts[0])
     torch.testing.assert_close(reps[2, 0], cache["blocks.1.hook_resid_post"][0, -1])
     torch.testing.assert_close(reps[0, 0], cache["blocks.0.hook_resid_pre"][0, -1])
-    sub = lm.last_token_representations(tiny, prompts, layers=[1], progress=False)
-    torch.testing.assert_close(sub[0], reps[1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(reps[1, 0], cache["blocks.0.hook_resid_post"][0, -1])
+    sub = lm.last_token_representations(tiny, prompts, layers=[0], progress=False)
+    torch.testing.assert_close(sub[0], reps[1], atol=1e-5, rtol=1e-5)  # layer 0 runs block 0 only
     with pytest.raises(ValueError, match="out of range"):
         lm.last_token_representations(tiny, prompts, layers=[5], progress=False)
 
@@ -179,11 +181,14 @@ def test_cd_from_representations_planted():
     sep = centers.repeat_interleave(n, 0) + torch.randn(3 * n, 8, generator=g)
     mix = torch.randn(3 * n, 8, generator=g)
     reps = torch.stack([torch.cat([sep, mix]), torch.cat([mix, sep])])  # 2 "layers"
-    cd = lm.cd_from_representations(reps, df, k=5)
+    cd = lm.cd_from_representations(reps, df, k=5, layers=[0, 1])
     mean = cd[cd.concept == "mean"].set_index(["family", "layer"]).cd
     assert mean["sep", 0] == 1.0 and mean["mix", 1] == 1.0
     assert mean["mix", 0] < 0.6 and mean["sep", 1] < 0.6
     assert lm.best_layers(cd).to_dict() == {"sep": 0, "mix": 1}
+    # rows without names are those of last_token_representations: the embeddings (-1), 0, 1, ...
+    default = lm.cd_from_representations(reps, df, k=5)
+    assert lm.best_layers(default).to_dict() == {"sep": -1, "mix": 0}
 
 
 def test_r2_against_numpy():
@@ -226,7 +231,7 @@ def test_organism_encodes_relation_concepts(organism, world):
                            progress=False)
     mean = cd[cd.concept == "mean"].set_index("layer").cd
     assert mean.max() >= 0.35
-    assert mean.max() >= mean[0] + 0.2
+    assert mean.max() >= mean[-1] + 0.2  # layer -1: the embeddings
 
 
 @pytest.mark.slow

@@ -123,6 +123,8 @@ def test_layers_follow_the_package_convention():
         torch.testing.assert_close(reps[resid_hook(layer)], cache[hook][:, last_x])
     cd = cd_by_layer(model, task, n_per_concept=6, k=3)
     assert sorted(cd.layer.unique()) == [-1, 0, 1]
+    with pytest.raises(ValueError, match=r"no hook \['blocks.2.hook_resid_post'\]: its layers are -1..1"):
+        collect_icl_representations(model, task, n_per_concept=6, hooks=[resid_hook(2)])
 
 
 def test_model_shapes_hooks_and_positions():

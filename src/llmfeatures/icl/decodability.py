@@ -141,6 +141,12 @@ def collect_icl_representations(
     if not 1 <= q <= task.K:
         raise ValueError(f"n_examples must be in 1..{task.K}, got {q}")
     hooks = hooks or [resid_hook(layer) for layer in model_layers(model)]
+    unknown = [h for h in hooks if h not in model.hook_dict]
+    if unknown:
+        raise ValueError(
+            f"the model has no hook {unknown}: its layers are -1..{model.cfg.n_layers - 1} "
+            "(layer L = blocks.L.hook_resid_post, -1 = the embeddings); name them with resid_hook"
+        )
     labels = balanced_basis(task, n_per_concept)
     b = sample_batch(
         task, len(labels), basis=labels, generator=torch.Generator().manual_seed(seed),
