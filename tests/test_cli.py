@@ -41,7 +41,11 @@ def test_info_plain_text(monkeypatch) -> None:
     code, text = run_main("info")
     assert code == 0
     assert "scale: ci" in text.splitlines()
-    assert "versions:" in text and f"  sae-lens: {versions()['sae-lens']}" in text
+    from importlib.metadata import version
+
+    # the installed distributions' own versions, not a string compared with itself
+    assert "versions:" in text and f"  sae-lens: {version('sae-lens')}" in text
+    assert versions()["transformer-lens"] == version("transformer-lens")
 
 
 def test_bad_scale_in_environment_exits_2(monkeypatch, capsys) -> None:
