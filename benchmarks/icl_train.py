@@ -3,7 +3,8 @@
 Usage: ``LLMFEATURES_SCALE=book python benchmarks/icl_train.py [--threads N]``.  Prints the
 training time, the error with K examples against the baselines (and per basis), CD at the best
 layer at the first and last checkpoint (and per concept), whether CD rises as the loss falls, and
-the patching ratio (concept-subspace patching; full replacement as ``*_full``).
+the patching ratio (concept-subspace patching; full replacement as ``*_full``).  Layer ``L`` is
+``blocks.L.hook_resid_post`` and ``-1`` the embeddings, as everywhere in the package.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from llmfeatures.config import get_scale
 from llmfeatures.icl.patching import patching_matrix
 from llmfeatures.icl.train import trained_run
+from llmfeatures.loaders import resid_hook
 
 
 def main() -> None:
@@ -38,6 +40,7 @@ def main() -> None:
         suffix = "" if mode == "concept" else "_full"
         m.update({f"patch_same{suffix}": pr.same_concept, f"patch_other{suffix}": pr.other_concept,
                   f"patch_ratio{suffix}": pr.ratio})
+    m["cd_best_layer_hook"] = resid_hook(m["cd_best_layer_index"])
     m["scale"] = get_scale()
     m["cache"] = str(run.path)
     print(json.dumps(m, indent=2))

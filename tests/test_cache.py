@@ -83,3 +83,63 @@ def test_metrics_persist(tmp_path) -> None:
     art = cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path)
     art.add_metrics(loss=0.5)
     assert cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path).metrics["loss"] == 0.5
+
+
+def test_code_version_is_part_of_the_folder(tmp_path) -> None:
+    calls: list[str] = []
+    v1 = cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path)
+    v1.stage("one", _writer("one.bin", b"old code", calls))
+    # version 1 keeps the folder name of caches written before versions existed
+    assert v1.path.name == f"ci-{cache.config_hash({'a': 1})}"
+    v2 = cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path, version=2)
+    assert v2.path != v1.path and v2.path.parent == v1.path.parent
+    assert not v2.is_done("one")  # results of the older code are not loaded: rebuilt
+    assert v2.stage("one", _writer("one.bin", b"new code", calls)) is True
+    assert (v1.path / "one.bin").read_bytes() == b"old code"
+    assert json.loads((v2.path / "manifest.json").read_text())["version"] == 2
+    assert cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path, version=3).path not in {
+        v1.path, v2.path}
+    with pytest.raises(ValueError, match="version must be a positive integer"):
+        cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path, version=0)
+
+
+def test_stage_version_rebuilds_only_that_stage(tmp_path) -> None:
+    art = cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path)
+    calls: list[str] = []
+    art.stage("train", _writer("model.bin", b"weights", calls))
+    art.stage("eval", _writer("eval.json", b"{}", calls))
+    assert art.stage_version("eval") == 1
+    # the evaluation code changed (version 2): eval is rebuilt, train is kept
+    again = cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path)
+    assert again.stage("train", _writer("model.bin", b"weights", calls)) is False
+    assert again.stage("eval", _writer("eval.json", b'{"v": 2}', calls), version=2) is True
+    assert calls == ["model.bin", "eval.json", "eval.json"]
+    assert again.stage_version("eval") == 2 and again.is_done("eval", 2)
+    assert not again.is_done("eval", 1)
+
+
+def test_malformed_stage_entry_is_named_and_rebuilt(tmp_path) -> None:
+    art = cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path)
+    calls: list[str] = []
+    art.stage("one", _writer("one.bin", b"x", calls))
+    manifest = json.loads(art.manifest_path.read_text())
+    for bad in ("done", {"files": ["one.bin"]}, {"files": {"one.bin": 5}}, {}):
+        manifest["stages"]["one"] = bad
+        art.manifest_path.write_text(json.dumps(manifest))
+        broken = cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path)
+        with pytest.raises(cache.CacheCorruptError, match="entry of stage 'one' is malformed"):
+            broken.verify("one")
+        with pytest.warns(UserWarning, match="malformed.*rebuilding stage 'one'"):
+            assert broken.stage("one", _writer("one.bin", b"x", calls)) is True
+        broken.verify("one")
+    assert len(calls) == 5
+
+
+def test_manifest_that_is_not_a_manifest_starts_over(tmp_path) -> None:
+    art = cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path)
+    art.stage("one", _writer("one.bin", b"x", []))
+    for text in ('{"stages": "all of them"}', "[1, 2]", "{not json"):
+        art.manifest_path.write_text(text)
+        with pytest.warns(UserWarning, match="is not a manifest"):
+            fresh = cache.ArtifactDir("toy", "ci", {"a": 1}, root=tmp_path)
+        assert not fresh.is_done("one")

@@ -110,6 +110,7 @@ def test_last_token_representations_shape_and_padding(world, tiny):
     lengths = {len(tiny.to_tokens(p)[0]) for p in prompts}
     assert len(lengths) > 3
     reps = lm.last_token_representations(tiny, prompts, batch_size=16, progress=False)
+    # layers -1 (embeddings), 0, 1 in that order
     assert reps.shape == (tiny.cfg.n_layers + 1, len(prompts), tiny.cfg.d_model)
     one = torch.stack([lm.last_token_representations(tiny, [p], progress=False)[:, 0]
                        for p in prompts], 1)
@@ -118,8 +119,9 @@ def test_last_token_representations_shape_and_padding(world, tiny):
     _, cache = tiny.run_with_cache(prompts[0])
     torch.testing.assert_close(reps[2, 0], cache["blocks.1.hook_resid_post"][0, -1])
     torch.testing.assert_close(reps[0, 0], cache["blocks.0.hook_resid_pre"][0, -1])
-    sub = lm.last_token_representations(tiny, prompts, layers=[1], progress=False)
-    torch.testing.assert_close(sub[0], reps[1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(reps[1, 0], cache["blocks.0.hook_resid_post"][0, -1])
+    sub = lm.last_token_representations(tiny, prompts, layers=[0], progress=False)
+    torch.testing.assert_close(sub[0], reps[1], atol=1e-5, rtol=1e-5)  # layer 0 runs block 0 only
     with pytest.raises(ValueError, match="out of range"):
         lm.last_token_representations(tiny, prompts, layers=[5], progress=False)
 
@@ -179,11 +181,14 @@ def test_cd_from_representations_planted():
     sep = centers.repeat_interleave(n, 0) + torch.randn(3 * n, 8, generator=g)
     mix = torch.randn(3 * n, 8, generator=g)
     reps = torch.stack([torch.cat([sep, mix]), torch.cat([mix, sep])])  # 2 "layers"
-    cd = lm.cd_from_representations(reps, df, k=5)
+    cd = lm.cd_from_representations(reps, df, k=5, layers=[0, 1])
     mean = cd[cd.concept == "mean"].set_index(["family", "layer"]).cd
     assert mean["sep", 0] == 1.0 and mean["mix", 1] == 1.0
     assert mean["mix", 0] < 0.6 and mean["sep", 1] < 0.6
     assert lm.best_layers(cd).to_dict() == {"sep": 0, "mix": 1}
+    # rows without names are those of last_token_representations: the embeddings (-1), 0, 1, ...
+    default = lm.cd_from_representations(reps, df, k=5)
+    assert lm.best_layers(default).to_dict() == {"sep": -1, "mix": 0}
 
 
 def test_r2_against_numpy():
@@ -210,11 +215,6 @@ def test_r2_against_numpy():
     assert drop.loc[0, "n_tasks"] == 8
 
 
-def test_paper_r2_table():
-    t = lm.paper_r2_table()
-    assert t.loc["Llama-3.1-8B", "pos"] == 0.78 and t.loc["Gemma-2-2B", "bitwise"] == 0.78
-
-
 # ------------------------------------------------------------------------------- organism
 @pytest.fixture(scope="module")
 def organism():
@@ -231,7 +231,7 @@ def test_organism_encodes_relation_concepts(organism, world):
                            progress=False)
     mean = cd[cd.concept == "mean"].set_index("layer").cd
     assert mean.max() >= 0.35
-    assert mean.max() >= mean[0] + 0.2
+    assert mean.max() >= mean[-1] + 0.2  # layer -1: the embeddings
 
 
 @pytest.mark.slow
@@ -289,3 +289,106 @@ def test_task_vector_intervention_table(world, tiny):
     assert out.accuracy.between(0, 1).all() and (out.n == 3).all()
     with pytest.raises(ValueError, match="no prompts for"):
         lm.task_vector_intervention(tiny, df, layer=1, means_df=df[df.task != "null"], progress=False)
+
+
+# ------------------------------------------------------------- a model with a known task code
+WORDS = [f"w{i}" for i in range(10)]
+
+
+def _word_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["<s>", *WORDS, "->", ";"])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<s>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="<s>",
+                                   unk_token="<s>", pad_token="<s>", add_bos_token=True,
+                                   name_or_path="toy-words")
+
+
+def _coded_model():
+    """A 2-layer model whose blocks do nothing, with two planted hooks.
+
+    The encoder (on the embeddings) counts the demonstrations that shift a word by one
+    (``w3 -> w4``) and those that copy it, and writes ``[n_shift, n_copy + 1.5]`` into two
+    spare residual dimensions at the last token: a task code that leans towards copying, so one
+    shift demonstration is not enough.  The decoder (after layer 0) answers the query shifted if
+    the first coordinate wins, else copied.  Adding the shift task's mean code at layer 0
+    therefore helps the one-shot shift prompts, and adding the copy (Null) task's mean turns the
+    shift prompts into copies.
+    """
+    tok = _word_tokenizer()
+    V = len(tok)
+    ids = {w: tok.convert_tokens_to_ids(w) for w in [*WORDS, "->"]}
+    arrow = ids["->"]
+    cfg = HookedTransformerConfig(n_layers=2, d_model=V + 2, n_heads=1, d_head=4, d_mlp=4,
+                                  n_ctx=64, d_vocab=V, act_fn="relu", normalization_type=None,
+                                  device="cpu", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = HookedTransformer(cfg, tokenizer=tok)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.W_E[:, :V] = torch.eye(V)  # a token's embedding is its one-hot id
+        model.W_U[:V] = torch.eye(V)
+
+    def token_ids(act: torch.Tensor) -> torch.Tensor:
+        return act[..., :V].argmax(-1)
+
+    def encode(act: torch.Tensor, hook=None) -> torch.Tensor:
+        for row, seq in enumerate(token_ids(act).tolist()):
+            arrows = [j for j, t in enumerate(seq[:-1]) if t == arrow]
+            pairs = [(seq[j - 1], seq[j + 1]) for j in arrows]
+            shift = sum(y == x + 1 or (x, y) == (ids["w9"], ids["w0"]) for x, y in pairs)
+            copy = sum(y == x for x, y in pairs)
+            act[row, -1, V:] = torch.tensor([float(shift), copy + 1.5])
+        return act
+
+    def decode(act: torch.Tensor, hook=None) -> torch.Tensor:
+        act = act.clone()
+        query = token_ids(act[:, -2])
+        shifted = (query - ids["w0"] + 1) % 10 + ids["w0"]
+        answer = torch.where(act[:, -1, V] > act[:, -1, V + 1], shifted, query)
+        act[:, -1, :V] = 10 * torch.nn.functional.one_hot(answer, V).to(act.dtype)
+        return act
+
+    model.add_hook("blocks.0.hook_resid_pre", encode, is_permanent=True)
+    model.add_hook("blocks.1.hook_resid_pre", decode, is_permanent=True)
+    return model.eval()
+
+
+def _shift_copy_prompts(seed: int) -> pd.DataFrame:
+    """Prompts of family "toy": task "shift" (w3 -> w4) and "null" (w3 -> w3), 1 and 4 shots."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for task, step in (("shift", 1), ("null", 0)):
+        for n_shots in (1, 4, 1, 4, 1, 4):
+            xs = rng.integers(0, 10, n_shots + 1)
+            items = [f"w{x} -> w{(x + step) % 10}" for x in xs[:-1]]
+            prompt = " ; ".join([*items, f"w{xs[-1]} ->"])
+            rows.append((prompt, f" w{(xs[-1] + step) % 10}", "toy", task))
+    return pd.DataFrame(rows, columns=["prompt", "answer", "family", "task"])
+
+
+def test_task_vector_intervention_moves_answers_the_known_way():
+    model = _coded_model()
+    df = _shift_copy_prompts(0)
+    base = lm.predict_answers(model, df, progress=False)
+    shift = base.task == "shift"
+    # without help the one-shot shift prompts are copied, the four-shot ones are shifted
+    assert base[shift & (base.prompt.str.count("->") == 2)].correct.sum() == 0
+    assert base[shift & (base.prompt.str.count("->") == 5)].correct.all()
+    assert base[~shift].correct.all()
+    out = lm.task_vector_intervention(model, df, layer=0, means_df=_shift_copy_prompts(1),
+                                      alpha=2.0, progress=False)
+    acc = out.set_index(["task", "condition"]).accuracy
+    assert acc["shift", "none"] == pytest.approx(0.5)
+    assert acc["shift", "task mean"] == 1.0  # the task's own mean helps
+    assert acc["shift", "null mean"] == 0.0  # the Null mean turns shifting into copying
+    assert acc["null", "none"] == acc["null", "task mean"] == acc["null", "null mean"] == 1.0
+    # the same mean added at layer 1, after the decoder has read the code, changes nothing
+    late = lm.task_vector_intervention(model, df, layer=1, alpha=2.0, progress=False)
+    assert (late.groupby("task").accuracy.nunique() == 1).all()

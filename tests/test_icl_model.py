@@ -16,18 +16,18 @@ from llmfeatures.icl.decodability import (
     collect_icl_representations,
     concept_decodability,
     knn_predict,
+    model_layers,
     resid_hook,
 )
-from llmfeatures.icl.model import ModelConfig, build_model, interleave
+from llmfeatures.icl.model import ICLModelConfig, build_model, interleave
 from llmfeatures.icl.patching import concept_patch_hook, concept_subspace, patching_matrix
 from llmfeatures.icl.plots import plot_error_by_context
 from llmfeatures.icl.tasks import TaskConfig, sample_batch
 from llmfeatures.icl.train import (
     TRAIN_PRESETS,
-    TrainConfig,
+    ICLTrainConfig,
     active_bases,
     checkpoint_steps,
-    lr_at,
     run_config,
     train,
 )
@@ -64,9 +64,72 @@ def test_knn_is_leave_one_out_and_breaks_ties_by_distance():
         knn_predict(reps, labels, k=4)
 
 
+def test_knn_matches_scikit_learn_on_tie_free_data():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    g = torch.Generator().manual_seed(4)
+    for C, k in ((2, 5), (2, 9), (4, 7)):
+        labels = torch.arange(C).repeat_interleave(30)
+        reps = torch.randn(len(labels), 6, generator=g) + 1.5 * torch.randn(C, 6, generator=g)[labels]
+        ref = KNeighborsClassifier(n_neighbors=k).fit(reps.numpy(), labels.numpy())
+        # X=None: every point against the others, never against itself (leave-one-out)
+        want = torch.as_tensor(ref.predict(None))
+        neigh = torch.as_tensor(ref.kneighbors(None, k, return_distance=False))
+        votes = torch.nn.functional.one_hot(labels[neigh], C).sum(1)
+        tie_free = (votes == votes.max(1, keepdim=True).values).sum(1) == 1
+        assert tie_free.float().mean() > 0.8  # the comparison covers most points
+        got = knn_predict(reps, labels, k)
+        assert torch.equal(got[tie_free], want[tie_free]), (C, k)
+
+
+def test_cd_rejects_bad_input_with_the_problem_named():
+    g = torch.Generator().manual_seed(5)
+    reps = torch.randn(40, 4, generator=g)
+    labels = torch.arange(4).repeat_interleave(10)
+    bad = reps.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN or inf in 1 of 40 rows"):
+        concept_decodability(bad, labels, device="cpu")
+    bad[3, 1] = float("inf")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        knn_predict(bad, labels)
+    with pytest.raises(ValueError, match=r"labels skip concepts \[2\]"):
+        concept_decodability(reps, labels.masked_fill(labels == 2, 3), device="cpu")
+    with pytest.raises(ValueError, match="at least two concepts"):
+        concept_decodability(reps, torch.zeros(40, dtype=torch.long), device="cpu")
+    with pytest.raises(ValueError, match="negative label -1"):
+        concept_decodability(reps, labels - 1, device="cpu")
+    with pytest.raises(ValueError, match="reps"):
+        concept_decodability(reps, labels[:-1], device="cpu")
+
+
+def test_layers_follow_the_package_convention():
+    """Layer L is blocks.L.hook_resid_post (the tensor load_sae(name, L) reads); -1 the embeddings."""
+    from llmfeatures.loaders import EMBED
+
+    assert EMBED == -1 and resid_hook(EMBED) == "blocks.0.hook_resid_pre"
+    assert resid_hook(0) == "blocks.0.hook_resid_post" and resid_hook(2) == "blocks.2.hook_resid_post"
+    with pytest.raises(ValueError, match="layer must be an integer >= -1"):
+        resid_hook(-2)
+    task = TaskConfig(K=5)
+    model = build_model(ICLModelConfig(n_layers=2, d_model=16, n_heads=2), task.D, task.K, device="cpu")
+    assert model_layers(model) == [-1, 0, 1]
+    reps, labels = collect_icl_representations(model, task, n_per_concept=6)
+    b = sample_batch(task, len(labels), basis=labels, generator=torch.Generator().manual_seed(777))
+    _, cache = model.run_with_cache(model.tokens(b.xs, b.ys))
+    last_x = 2 * (task.K - 1)
+    for layer, hook in ((-1, "blocks.0.hook_resid_pre"), (0, "blocks.0.hook_resid_post"),
+                        (1, "blocks.1.hook_resid_post")):
+        torch.testing.assert_close(reps[resid_hook(layer)], cache[hook][:, last_x])
+    cd = cd_by_layer(model, task, n_per_concept=6, k=3)
+    assert sorted(cd.layer.unique()) == [-1, 0, 1]
+    with pytest.raises(ValueError, match=r"no hook \['blocks.2.hook_resid_post'\]: its layers are -1..1"):
+        collect_icl_representations(model, task, n_per_concept=6, hooks=[resid_hook(2)])
+
+
 def test_model_shapes_hooks_and_positions():
     task = TaskConfig(K=6)
-    model = build_model(ModelConfig(n_layers=2, d_model=16, n_heads=2), task.D, task.K, device="cpu")
+    model = build_model(ICLModelConfig(n_layers=2, d_model=16, n_heads=2), task.D, task.K, device="cpu")
     b = sample_batch(task, 3)
     tokens = interleave(b.xs, b.ys)
     assert tokens.shape == (3, 12, 17)
@@ -76,7 +139,7 @@ def test_model_shapes_hooks_and_positions():
     # the residual stream starts as read-in plus TransformerLens's learned position embedding
     torch.testing.assert_close(cache["blocks.0.hook_resid_pre"],
                                model.read_in(tokens) + model.W_pos[:12])
-    assert cache[resid_hook(2)].shape == (3, 12, 16)
+    assert cache[resid_hook(1)].shape == (3, 12, 16)
     assert cache["blocks.1.attn.hook_pattern"].shape == (3, 2, 12, 12)
     # causal: changing y_3 cannot change predictions of y_1..y_3, only later ones
     ys2 = b.ys.clone()
@@ -107,15 +170,18 @@ def test_every_preset_trains(scale):
 def test_schedule_and_checkpoints():
     assert checkpoint_steps(1000, 5)[0] == 0 and checkpoint_steps(1000, 5)[-1] == 1000
     assert checkpoint_steps(1000, 5) == sorted(set(checkpoint_steps(1000, 5)))
-    cfg = TrainConfig(lr=1.0, warmup_steps=10, n_steps=110, schedule="cosine")
-    assert math.isclose(lr_at(cfg, 0), 0.1) and math.isclose(lr_at(cfg, 10), 1.0)
-    assert math.isclose(lr_at(cfg, 110), 0.1)
+    cfg = ICLTrainConfig(lr=1.0, warmup_steps=10, n_steps=110, schedule="cosine")
+    assert math.isclose(cfg.lr_at(0), 0.1) and math.isclose(cfg.lr_at(10), 1.0)
+    assert math.isclose(cfg.lr_at(60), 0.55)  # halfway through the cosine: (1 + 0.1) / 2
+    assert math.isclose(cfg.lr_at(110), 0.1) and math.isclose(cfg.lr_at(500), 0.1)
+    flat = ICLTrainConfig(lr=1.0, warmup_steps=4, n_steps=110, schedule="constant")
+    assert [flat.lr_at(s) for s in (0, 3, 4, 109)] == [0.25, 1.0, 1.0, 1.0]
 
 
 @pytest.mark.slow
 def test_training_records_and_patching_run():
     task = TaskConfig(K=8)
-    cfg = TrainConfig(task=task, model=ModelConfig(n_layers=2, d_model=16, n_heads=2),
+    cfg = ICLTrainConfig(task=task, model=ICLModelConfig(n_layers=2, d_model=16, n_heads=2),
                       batch_size=32, n_steps=30, lr=3e-3, n_checkpoints=4, eval_per_basis=20,
                       cd_per_concept=20)
     res = train(cfg, device="cpu", progress=False)
@@ -123,7 +189,8 @@ def test_training_records_and_patching_run():
     assert sorted(res.states) == steps
     assert set(res.history.columns) == {"step", "basis", "n_examples", "mse"}
     assert len(res.history) == len(steps) * 4 * 8
-    assert len(res.cd) == len(steps) * 3 * 5  # layers 0..2, 4 concepts + mean
+    assert len(res.cd) == len(steps) * 3 * 5  # layers -1 (embeddings), 0, 1; 4 concepts + mean
+    assert sorted(res.cd.layer.unique()) == [-1, 0, 1]
     assert res.cd.cd.between(0, 1).all()
     # the loss falls during training
     h = res.history.groupby("step").mse.mean()
@@ -174,7 +241,7 @@ def test_concept_patch_moves_only_the_concept_coordinates():
     keep = torch.tensor([0, 2, 4])
     torch.testing.assert_close(patched[:, keep], act[:, keep])
     with pytest.raises(ValueError, match="mode"):
-        patching_matrix(build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2), 16, 4, device="cpu"),
+        patching_matrix(build_model(ICLModelConfig(n_layers=1, d_model=16, n_heads=2), 16, 4, device="cpu"),
                         TaskConfig(K=4), layer=1, mode="swap")
 
 
@@ -185,7 +252,7 @@ def test_pairs_token_format_repeats_x_in_the_y_token():
     assert torch.equal(paper[:, 0::2], pairs[:, 0::2])  # x tokens are the same
     assert torch.equal(pairs[:, 1::2, :16], b.xs) and torch.equal(pairs[:, 1::2, 16], b.ys)
     assert torch.count_nonzero(paper[:, 1::2, :16]) == 0
-    model = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, token_format="pairs"),
+    model = build_model(ICLModelConfig(n_layers=1, d_model=16, n_heads=2, token_format="pairs"),
                         task.D, task.K, device="cpu")
     assert torch.equal(model.tokens(b.xs, b.ys), pairs)
     # still causal: y_3 (and its x) cannot reach the predictions of y_1..y_3
@@ -193,7 +260,7 @@ def test_pairs_token_format_repeats_x_in_the_y_token():
     ys2[:, 2] += 5
     torch.testing.assert_close(model.predict(b.xs, b.ys)[:, :3], model.predict(b.xs, ys2)[:, :3])
     with pytest.raises(ValueError, match="token_format"):
-        ModelConfig(token_format="xy")
+        ICLModelConfig(token_format="xy")
     with pytest.raises(ValueError, match="token_format"):
         interleave(b.xs, b.ys, "xy")
 
@@ -201,7 +268,7 @@ def test_pairs_token_format_repeats_x_in_the_y_token():
 @pytest.mark.slow
 def test_curriculum_trains_on_the_first_bases_only():
     task = TaskConfig(K=10)
-    cfg = TrainConfig(task=task, model=ModelConfig(n_layers=2, d_model=32, n_heads=2, act_fn="gelu",
+    cfg = ICLTrainConfig(task=task, model=ICLModelConfig(n_layers=2, d_model=32, n_heads=2, act_fn="gelu",
                                                    token_format="pairs"),
                       batch_size=64, n_steps=400, lr=3e-3, n_checkpoints=2, eval_per_basis=50,
                       cd_per_concept=20, curriculum=((0, 1),))
@@ -213,10 +280,10 @@ def test_curriculum_trains_on_the_first_bases_only():
     per_basis = last.groupby("basis").mse.mean()
     # only basis 0 was ever seen: it is learned, the others are not
     assert per_basis[0] < 0.6 * per_basis[1:].min()
-    staged = TrainConfig(curriculum=((0, 1), (100, 2), (300, 4)))
+    staged = ICLTrainConfig(curriculum=((0, 1), (100, 2), (300, 4)))
     assert [active_bases(staged, s) for s in (0, 99, 100, 299, 300, 10_000)] == [1, 1, 2, 2, 4, 4]
     for bad in (((5, 1),), ((0, 1), (0, 2)), ((0, 5),), ((0, 0),)):
         with pytest.raises(ValueError, match="curriculum"):
-            TrainConfig(curriculum=bad)
+            ICLTrainConfig(curriculum=bad)
     with pytest.raises(ValueError, match="act_fn"):
-        ModelConfig(act_fn="tanh")
+        ICLModelConfig(act_fn="tanh")

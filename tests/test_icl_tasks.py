@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -148,3 +150,40 @@ def test_baseline_curves_ordering():
     one_step = piv["one GD step on true basis"]
     assert known[10] < lasso[10] < one_step[10] < piv["one GD step (16 dims)"][10]
     assert abs(piv["zero (prior mean)"].mean() - 4.01) < 0.3
+
+
+def test_bad_task_sizes_name_the_problem():
+    for field in ("D", "n_bases", "rank"):
+        with pytest.raises(ValueError, match=f"{field} must be a positive integer, got 0"):
+            TaskConfig(**{field: 0})
+    with pytest.raises(ValueError, match="K .examples per sequence. must be >= 1"):
+        TaskConfig(K=0)
+
+
+def test_lasso_bad_input_and_sweep_cap():
+    from sklearn.exceptions import ConvergenceWarning
+
+    cfg = TaskConfig(K=6)
+    b = sample_batch(cfg, 4, generator=torch.Generator().manual_seed(0))
+    xs, ys = b.xs.double(), b.ys.double()
+    with pytest.raises(ValueError, match="alpha is an empty list"):
+        bl.lasso(xs, ys, [])
+    bad = xs.clone()
+    bad[1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"xs contains NaN or inf in 1 of 4 sequences"):
+        bl.lasso(bad, ys, 0.1)
+    with pytest.raises(ValueError, match=r"ys contains NaN or inf"):
+        bl.lasso(xs, ys.masked_fill(ys > 0, float("inf")), [0.1])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        bl.lasso_fit(bad, ys, 0.1)
+    # one sweep cannot converge a weakly regularised fit: the solver says so
+    with pytest.warns(ConvergenceWarning, match="max_sweeps=1 .* not converged"):
+        bl.lasso(xs, ys, 0.001, max_sweeps=1)
+    with pytest.warns(ConvergenceWarning, match="max_sweeps=1"):
+        bl.lasso_fit(xs, ys, 0.001, max_sweeps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # a converged fit stays silent
+        bl.lasso(xs, ys, 0.1, max_sweeps=5000, tol=1e-6)
+    # the oracle baseline caps its sweeps on purpose and reports the share it cut short
+    df = bl.baseline_curves(cfg, n_seqs=8, lasso_alphas=(0.001,), ridge_alphas=(0.1,), lasso_sweeps=1)
+    assert 0 < df.attrs["lasso_unconverged_frac"] <= 1

@@ -7,7 +7,6 @@ socket connection raises, and the Hugging Face Hub is in offline mode.
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 
 import pytest
@@ -25,7 +24,6 @@ from llmfeatures.loaders import (
 
 WORDS = "the cat sat on a mat dog ran to park and she he walked home quickly".split()
 SPECIAL = "<|endoftext|>"
-HAS_PIPELINE = importlib.util.find_spec("llmfeatures.organism.pipeline") is not None
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,17 +312,32 @@ def test_paper_sae_without_network(no_network, model_name: str, layer: int) -> N
     _assert_unavailable_message(err.value, model_name, gated=False)
 
 
-def test_gated_and_connection_errors_are_translated(monkeypatch: pytest.MonkeyPatch) -> None:
+def _hub_errors() -> list[Exception]:
+    """The real exception types a Hub failure surfaces as with the installed huggingface_hub
+    (which talks through ``httpx2``), plus the older ``httpx`` ones."""
     import httpx
     import httpx2
     from huggingface_hub.errors import GatedRepoError
-    from transformer_lens import HookedTransformer
 
-    response = httpx2.Response(403, request=httpx2.Request("GET", "https://huggingface.co/x"))
-    errors = [
+    request = httpx2.Request("GET", "https://huggingface.co/x")
+    response = httpx2.Response(403, request=request)
+    return [
         GatedRepoError("Access to model google/gemma-2-2b is restricted.", response=response),
         httpx.ConnectError("connection refused"),
+        httpx2.ConnectError("[Errno -2] Name or service not known", request=request),
+        httpx2.ReadTimeout("timed out", request=request),
+        httpx2.HTTPStatusError("503 Service Unavailable", request=request,
+                               response=httpx2.Response(503, request=request)),
     ]
+
+
+def test_gated_and_connection_errors_are_translated(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx2
+    from transformer_lens import HookedTransformer
+
+    errors = _hub_errors()
+    assert not any(isinstance(e, OSError) for e in errors[2:])  # httpx2's own types escape OSError
+    assert all(isinstance(e, httpx2.HTTPError) for e in errors[2:])
     for error in errors:
 
         def fail(*args: object, _error: Exception = error, **kwargs: object) -> None:
@@ -334,6 +347,21 @@ def test_gated_and_connection_errors_are_translated(monkeypatch: pytest.MonkeyPa
         with pytest.raises(ModelUnavailableError) as err:
             load_model("gemma-2-2b", device="cpu")
         _assert_unavailable_message(err.value, "gemma-2-2b", gated=True)
+        assert err.value.__cause__ is error
+        assert type(error).__name__ in str(err.value)  # the cause is named
+
+
+def test_hub_errors_from_sae_lens_are_translated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sae_lens import SAE
+
+    for error in _hub_errors()[2:]:
+
+        def fail(*args: object, _error: Exception = error, **kwargs: object) -> None:
+            raise _error
+
+        monkeypatch.setattr(SAE, "from_pretrained", fail)
+        with pytest.raises(ModelUnavailableError, match="gpt2-small-res-jb") as err:
+            load_sae("gpt2-small", 3, device="cpu")
         assert err.value.__cause__ is error
 
 
@@ -407,7 +435,6 @@ def test_load_world_is_the_seeded_world() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_PIPELINE, reason="organism pipeline not built yet")
 def test_organism_model_and_sae(no_network) -> None:
     model = load_model("organism", scale="ci", device="cpu")
     from transformer_lens import HookedTransformer
@@ -417,6 +444,6 @@ def test_organism_model_and_sae(no_network) -> None:
     sae = load_sae("organism", last, scale="ci", device="cpu", model=model)
     check_sae_matches(model, sae)
     hook = sae.cfg.metadata.hook_name
-    assert hook == f"blocks.{last}.hook_resid_post"
+    assert hook == loaders.resid_hook(last) == f"blocks.{last}.hook_resid_post"
     _, cache = model.run_with_cache("The capital of", names_filter=hook)
     assert sae.encode(cache[hook]).shape[-1] == sae.cfg.d_sae

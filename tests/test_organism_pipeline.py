@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from llmfeatures.cache import sha256_file
+from llmfeatures.loaders import check_sae_matches, resid_hook
 from llmfeatures.organism import pipeline
 from llmfeatures.organism.pipeline import (
     ORGANISM_PRESETS,
@@ -27,13 +28,12 @@ from llmfeatures.organism.pipeline import (
     organism_model,
     organism_sae,
 )
-from llmfeatures.organism.sae import SAETrainConfig, check_sae_fits, load_sae, sae_metrics
+from llmfeatures.organism.sae import SAETrainConfig, load_sae_folder, sae_metrics
 from llmfeatures.organism.tokenizer import MIN_VOCAB, train_tokenizer
 from llmfeatures.organism.train import (
     ModelConfig,
     TrainConfig,
     log_spaced_steps,
-    lr_at,
     pack_documents,
 )
 
@@ -87,11 +87,57 @@ def test_pack_documents_rows_start_at_documents():
 
 def test_lr_schedule_warms_up_then_decays():
     cfg = TrainConfig(n_steps=200, lr=1e-3, warmup_frac=0.1, min_lr_frac=0.1)
-    lrs = [lr_at(s, cfg) for s in range(200)]
+    lrs = [cfg.lr_at(s) for s in range(200)]
     assert lrs[0] < lrs[10] and max(lrs) == pytest.approx(1e-3)
     assert lrs[-1] == pytest.approx(1e-4, rel=0.05)
     assert all(a >= b for a, b in zip(lrs[20:], lrs[21:]))
+    # warm-up over 20 steps, then half a cosine from 1e-3 to 1e-4 over the remaining 180
+    assert lrs[0] == pytest.approx(1e-3 / 20) and lrs[20] == pytest.approx(1e-3)
+    assert lrs[110] == pytest.approx(5.5e-4)
+    # chapter 6's training uses the same schedule (one meaning of lr_at in the package)
+    from llmfeatures.icl.train import ICLTrainConfig
+
+    icl = ICLTrainConfig(n_steps=200, lr=1e-3, warmup_steps=20, schedule="cosine")
+    assert [icl.lr_at(s) for s in range(200)] == pytest.approx(lrs)
     assert log_spaced_steps(500) == [0, 16, 32, 64, 128, 256, 500]
+
+
+def test_sae_training_uses_the_current_sae_lens_runner(monkeypatch):
+    """train_sae goes through LanguageModelSAETrainingRunner, not the deprecated SAETrainingRunner
+    (which sae-lens keeps only as a subclass that warns)."""
+    import sae_lens
+    from transformer_lens import HookedTransformer
+
+    from llmfeatures.organism.sae import train_sae
+    from llmfeatures.organism.train import hooked_config
+
+    used = []
+
+    class Spy(sae_lens.LanguageModelSAETrainingRunner):
+        def __init__(self, *args, **kwargs):
+            used.append(type(self).__name__)
+            super().__init__(*args, **kwargs)
+
+    def deprecated(*args, **kwargs):
+        raise AssertionError("the deprecated SAETrainingRunner was used")
+
+    monkeypatch.setattr(sae_lens, "LanguageModelSAETrainingRunner", Spy)
+    monkeypatch.setattr(sae_lens, "SAETrainingRunner", deprecated)
+    texts = [f"Doc number {i} says hello to the world." for i in range(60)]
+    tok = train_tokenizer(texts, vocab_size=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = HookedTransformer(hooked_config(ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32,
+                                                            n_ctx=32), len(tok), 0), tokenizer=tok)
+        rows = pack_documents(texts, tok, 32)
+        sae = train_sae(model, rows, 0, SAETrainConfig(expansion=2, architecture="topk", k=4,
+                                                       training_tokens=1024, batch_tokens=128,
+                                                       dead_window=5), device="cpu")
+    assert used == ["Spy"]
+    assert sae.cfg.d_in == 16 and sae.cfg.d_sae == 32
+    assert sae.cfg.metadata.hook_name == "blocks.0.hook_resid_post"
+    with pytest.raises(ValueError, match=r"valid layers are 0\.\.0"):
+        train_sae(model, rows, 1, SAETrainConfig())
 
 
 def test_unknown_scale_lists_valid_ones():
@@ -144,7 +190,7 @@ def test_sae_loads_with_sae_lens(organism, model):
         sae = SAE.load_from_disk(str(organism.path / f"saes/layer_{layer}"))
         assert sae.cfg.d_in == model.cfg.d_model
         assert sae.cfg.d_sae == ORGANISM_PRESETS[SCALE].sae.expansion * model.cfg.d_model
-        assert sae.cfg.metadata.hook_name == f"blocks.{layer}.hook_resid_post"
+        assert sae.cfg.metadata.hook_name == resid_hook(layer) == f"blocks.{layer}.hook_resid_post"
         assert not sae.cfg.metadata.model_from_pretrained_kwargs
         cfg = json.loads((organism.path / f"saes/layer_{layer}/cfg.json").read_text())
         assert not cfg.get("model_from_pretrained_kwargs")
@@ -225,12 +271,12 @@ def test_sae_width_mismatch_is_a_clear_error(tmp_path):
     sae.save_model(str(tmp_path / "sae"))
     tiny = HookedTransformer(hooked_config(ModelConfig(n_layers=1, d_model=32, n_heads=2,
                                                        d_mlp=64, n_ctx=16), 300, 0))
-    with pytest.raises(ValueError, match="width mismatch.*d_in=16.*d_model=32"):
-        load_sae(tmp_path / "sae", tiny)
-    with pytest.raises(ValueError, match="width mismatch"):
-        check_sae_fits(sae, tiny)
-    with pytest.raises(FileNotFoundError, match="not an sae-lens SAE folder"):
-        load_sae(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="SAE/model mismatch.*d_in=16.*d_model=32"):
+        load_sae_folder(tmp_path / "sae", tiny)
+    with pytest.raises(ValueError, match="SAE/model mismatch"):
+        check_sae_matches(tiny, sae)
+    with pytest.raises(FileNotFoundError, match="No saved SAE"):
+        load_sae_folder(tmp_path / "nothing")
     with pytest.raises(ValueError, match=r"acts must be \[n_tokens, 16\]"):
         sae_metrics(sae, torch.zeros(5, 32))
 

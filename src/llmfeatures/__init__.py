@@ -8,6 +8,10 @@ The package behind the book.  One module per concern:
 - :mod:`llmfeatures.loaders` - ``load_model`` / ``load_sae`` / ``load_world`` for every chapter
 - :mod:`llmfeatures.icl` - concept encoding and decoding in in-context learning (chapter 6)
 - :mod:`llmfeatures.plotting` - the figures the chapters share
+
+One layer convention holds everywhere: layer ``L`` is ``blocks.L.hook_resid_post``, the residual
+stream after block ``L`` (:func:`resid_hook`); the embeddings, where offered, are layer
+:data:`EMBED` ``= -1`` (``blocks.0.hook_resid_pre``).
 """
 
 from __future__ import annotations
@@ -21,20 +25,24 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 from llmfeatures.config import SCALES, get_device, get_scale, seed_everything  # noqa: E402
 from llmfeatures.loaders import (  # noqa: E402
+    EMBED,
     ModelUnavailableError,
     load_model,
     load_sae,
     load_world,
+    resid_hook,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EMBED",
     "SCALES",
     "ModelUnavailableError",
     "load_model",
     "load_sae",
     "load_world",
+    "resid_hook",
     "__version__",
     "get_device",
     "get_scale",

@@ -13,9 +13,12 @@ name               TransformerLens model                   residual SAEs (sae-le
 ``llama-3.1-8b``   ``meta-llama/Llama-3.1-8B``             Llama Scope ``llama_scope_lxr_8x``
 =================  ======================================  ==========================================
 
-*Layer numbers mean the same thing for every model*: ``load_sae(name, L)`` returns an SAE trained on
-the residual stream **after** block ``L`` (``blocks.L.hook_resid_post``, which is the same tensor
-as ``blocks.{L+1}.hook_resid_pre``).  Use ``sae.cfg.metadata.hook_name`` to hook the right place.
+*Layer numbers mean the same thing for every model and in every chapter*: layer ``L`` is the
+residual stream **after** block ``L``, ``blocks.L.hook_resid_post`` (the same tensor as
+``blocks.{L+1}.hook_resid_pre``), so layers run ``0..n_layers-1``.  The embeddings (token plus
+position, ``blocks.0.hook_resid_pre``) are layer :data:`EMBED` ``= -1`` wherever a function
+offers them.  :func:`resid_hook` turns a layer into its hook name; ``load_sae(name, L)`` returns
+an SAE trained at ``resid_hook(L)`` (see ``sae.cfg.metadata.hook_name``).
 
 Offline stand-ins
 -----------------
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import shutil
 import tempfile
 import warnings
@@ -54,6 +58,34 @@ if TYPE_CHECKING:
     from llmfeatures.organism.world import World
 
 ORGANISM = "organism"
+EMBED = -1  # the layer number of the embeddings (blocks.0.hook_resid_pre)
+
+
+def resid_hook(layer: int) -> str:
+    """Hook name of residual-stream layer ``layer`` under the package's one layer convention.
+
+    ``layer = L >= 0``: ``blocks.L.hook_resid_post``, the stream after block ``L``.
+    ``layer = EMBED`` (-1): ``blocks.0.hook_resid_pre``, the embeddings before any block.
+    """
+    if not isinstance(layer, int) or isinstance(layer, bool) or layer < EMBED:
+        raise ValueError(
+            f"layer must be an integer >= {EMBED} (layer L = blocks.L.hook_resid_post, "
+            f"{EMBED} = the embeddings); got {layer!r}"
+        )
+    return "blocks.0.hook_resid_pre" if layer == EMBED else f"blocks.{layer}.hook_resid_post"
+
+
+def check_layer(layer: int, n_layers: int, allow_embed: bool = True) -> int:
+    """Return ``layer`` if a model with ``n_layers`` blocks has it, else a ``ValueError`` that
+    gives the valid range (``EMBED`` = -1 included when ``allow_embed``)."""
+    low = EMBED if allow_embed else 0
+    if not isinstance(layer, int) or isinstance(layer, bool) or not low <= layer < n_layers:
+        embed = f" ({EMBED} = the embeddings)" if allow_embed else ""
+        raise ValueError(
+            f"layer {layer!r} is out of range: valid layers are {low}..{n_layers - 1}{embed}; "
+            f"layer L is blocks.L.hook_resid_post."
+        )
+    return layer
 
 
 class ModelUnavailableError(RuntimeError):
@@ -181,14 +213,16 @@ def _network_error_types() -> tuple[type[BaseException], ...]:
 
     ``OSError`` covers ``huggingface_hub``'s ``LocalEntryNotFoundError``, ``OfflineModeIsEnabled``,
     ``HfHubHTTPError`` (and so ``GatedRepoError``), ``requests.ConnectionError`` and the
-    ``OSError`` that ``transformers`` raises when it cannot fetch a config.
+    ``OSError`` that ``transformers`` raises when it cannot fetch a config; the ``httpx`` and
+    ``httpx2`` transport and status errors cover what the Hub client raises underneath.
     """
     types: list[type[BaseException]] = [OSError, TimeoutError]
-    with contextlib.suppress(ImportError):
-        import httpx
-
-        types.append(httpx.TransportError)
-        types.append(httpx.HTTPStatusError)
+    # huggingface_hub >= 1 talks to the Hub through httpx (2.x through the httpx2 package); their
+    # connection, timeout and HTTP status errors do not derive from OSError
+    for module in ("httpx", "httpx2"):
+        with contextlib.suppress(ImportError):
+            httpx = importlib.import_module(module)
+            types += [httpx.TransportError, httpx.HTTPStatusError]
     with contextlib.suppress(ImportError):
         import requests
 
@@ -533,15 +567,9 @@ def load_sae(
     key = resolve_model_name(model_name)
     dev = str(get_device(device))
     if path is not None:
-        from sae_lens import SAE
+        from llmfeatures.organism.sae import load_sae_folder
 
-        folder = Path(path)
-        if not (folder / "cfg.json").is_file():
-            raise FileNotFoundError(
-                f"No saved SAE at {folder}: expected cfg.json and the weights written by "
-                f"sae.save_model(folder)."
-            )
-        sae = SAE.load_from_disk(folder, device=dev)
+        sae = load_sae_folder(path, device=dev)
     elif key == ORGANISM:
         if release is not None or sae_id is not None:
             raise ValueError("release/sae_id are for Hub SAEs; the organism's SAEs are local")
@@ -590,6 +618,7 @@ __all__ = [
     "load_model",
     "load_sae",
     "load_world",
+    "resid_hook",
     "resolve_model_name",
     "sae_release_and_id",
 ]

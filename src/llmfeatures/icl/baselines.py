@@ -20,10 +20,12 @@ Prediction for ``n = 0`` is always 0 (the prior mean).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import pandas as pd
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from llmfeatures.icl.tasks import TaskConfig, sample_batch
 
@@ -34,6 +36,13 @@ def _check(xs: torch.Tensor, ys: torch.Tensor) -> None:
             f"expected xs of shape (B, K, D) and ys of shape (B, K); got {tuple(xs.shape)} "
             f"and {tuple(ys.shape)}"
         )
+    for name, t in (("xs", xs), ("ys", ys)):
+        if not torch.isfinite(t).all():
+            n_bad = int((~torch.isfinite(t)).reshape(len(t), -1).any(1).sum())
+            raise ValueError(
+                f"{name} contains NaN or inf in {n_bad} of {len(t)} sequences; every fit would "
+                "return NaN. Drop those sequences or fix how the data was made."
+            )
 
 
 def _check_mask(xs: torch.Tensor, ys: torch.Tensor, mask: torch.Tensor) -> int:
@@ -131,10 +140,11 @@ def one_step_gd(
 
 def _cd_lasso(
     G: torch.Tensor, c: torch.Tensor, alpha: torch.Tensor, max_sweeps: int, tol: float
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, int]:
     """Coordinate descent on ``min 1/2 w^T G w - c^T w + alpha ||w||_1`` for many problems.
 
-    G: ``(P, d, d)`` symmetric, c: ``(P, d)``, alpha: ``(P,)`` -> w: ``(P, d)``.  Each sweep
+    G: ``(P, d, d)`` symmetric, c: ``(P, d)``, alpha: ``(P,)`` -> w: ``(P, d)`` and the number
+    of problems still unconverged after ``max_sweeps`` sweeps.  Each sweep
     updates every coordinate of every still-active problem at once; a problem is finished once no
     coordinate moved by more than ``tol`` in a sweep.  (The same algorithm as sklearn's ``Lasso``
     with a precomputed Gram matrix, run on a whole batch.)  The problems are stored along the last
@@ -149,6 +159,8 @@ def _cd_lasso(
     safe = da.clamp_min(1e-300)
     r = torch.zeros_like(ca)  # G @ w of the active problems, (d, P)
     active = torch.arange(P, device=c.device)
+    done = torch.zeros(P, dtype=torch.bool, device=c.device)  # per active problem
+    converged = False
     for _ in range(max_sweeps):
         moved = torch.zeros_like(aa)
         for j in range(d):
@@ -163,25 +175,46 @@ def _cd_lasso(
         done = moved <= tol
         n_done = int(done.sum())
         if n_done == active.numel():
+            converged = True
             break
         if n_done * 4 >= active.numel():
             w[active[done]] = wa[:, done].T
             keep = ~done
             active, aa = active[keep], aa[keep]
             Ga, ca, wa, da, safe, r = (t[..., keep].contiguous() for t in (Ga, ca, wa, da, safe, r))
+            done = done[keep]
+    n_left = 0 if converged else int((~done).sum())
     w[active] = wa.T
-    return w
+    return w, n_left
+
+
+def _warn_cap(n_left: int, n_problems: int, max_sweeps: int, tol: float) -> None:
+    """The warning for problems that reached the sweep cap before converging."""
+    if n_left:
+        warnings.warn(
+            f"LASSO coordinate descent stopped at its cap of max_sweeps={max_sweeps} with "
+            f"{n_left} of {n_problems} problems not converged (a coordinate still moved by more "
+            f"than tol={tol:g}); raise max_sweeps or tol, or use a larger alpha.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
 
 
 def lasso_fit(
     X: torch.Tensor, y: torch.Tensor, alpha: float, max_sweeps: int = 2000, tol: float = 1e-9
 ) -> torch.Tensor:
     """Batched LASSO: ``min (1/2n) ||y - Xw||^2 + alpha ||w||_1`` (sklearn's objective, no
-    intercept).  X: ``(B, n, d)``, y: ``(B, n)`` -> w: ``(B, d)``."""
+    intercept).  X: ``(B, n, d)``, y: ``(B, n)`` -> w: ``(B, d)``.  Warns
+    (``sklearn.exceptions.ConvergenceWarning``) if ``max_sweeps`` is reached before ``tol``."""
+    _check(X, y)
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0 for LASSO (use ridge(alpha=0) for least squares), got {alpha}")
     n = X.shape[1]
     G = X.transpose(1, 2) @ X / n
     c = (X.transpose(1, 2) @ y.unsqueeze(-1)).squeeze(-1) / n
-    return _cd_lasso(G, c, torch.full_like(c[:, 0], alpha), max_sweeps, tol)
+    w, n_left = _cd_lasso(G, c, torch.full_like(c[:, 0], alpha), max_sweeps, tol)
+    _warn_cap(n_left, len(w), max_sweeps, tol)
+    return w
 
 
 def lasso(
@@ -194,12 +227,28 @@ def lasso(
     """LASSO over all D dimensions for every prefix at once (see :func:`lasso_fit`).
 
     Returns ``(B, K)``, or ``(len(alpha), B, K)`` when ``alpha`` is a sequence: all prefixes and
-    all regularisation strengths are solved as one batch of problems.
+    all regularisation strengths are solved as one batch of problems.  Warns
+    (``sklearn.exceptions.ConvergenceWarning``) if ``max_sweeps`` is reached before ``tol``.
     """
-    _check(xs, ys)
     alphas = [alpha] if isinstance(alpha, (int, float)) else list(alpha)
+    preds, n_left, n_problems = _lasso_prefixes(xs, ys, alphas, max_sweeps, tol)
+    _warn_cap(n_left, n_problems, max_sweeps, tol)
+    return preds[0] if isinstance(alpha, (int, float)) else preds
+
+
+def _lasso_prefixes(
+    xs: torch.Tensor, ys: torch.Tensor, alphas: list[float], max_sweeps: int, tol: float
+) -> tuple[torch.Tensor, int, int]:
+    """:func:`lasso` for a list of strengths: predictions ``(A, B, K)``, the number of problems
+    left unconverged at the sweep cap and the number of problems."""
+    _check(xs, ys)
+    if not alphas:
+        raise ValueError(
+            "alpha is an empty list: LASSO needs at least one regularisation strength, "
+            "e.g. alpha=0.01 or alpha=[0.003, 0.01, 0.03]"
+        )
     if min(alphas) <= 0:
-        raise ValueError(f"alpha must be > 0 for LASSO (use ridge(alpha=0) for least squares), got {alpha}")
+        raise ValueError(f"alpha must be > 0 for LASSO (use ridge(alpha=0) for least squares), got {alphas}")
     B, K, D = xs.shape
     # Gram matrices and correlations of every prefix from cumulative sums: (B, K-1, D, D)
     outer = torch.einsum("bki,bkj->bkij", xs[:, :-1], xs[:, :-1]).cumsum(1)
@@ -209,10 +258,11 @@ def lasso(
     c = (xy / n[None, :, None]).reshape(-1, D)
     A = len(alphas)
     a = torch.tensor(alphas, dtype=xs.dtype, device=xs.device).repeat_interleave(G.shape[0])
-    w = _cd_lasso(G.repeat(A, 1, 1), c.repeat(A, 1), a, max_sweeps, tol).reshape(A, B, K - 1, D)
+    w, n_left = _cd_lasso(G.repeat(A, 1, 1), c.repeat(A, 1), a, max_sweeps, tol)
+    w = w.reshape(A, B, K - 1, D)
     preds = torch.zeros(A, B, K, dtype=xs.dtype, device=xs.device)
     preds[:, :, 1:] = (w * xs[None, :, 1:]).sum(-1)
-    return preds[0] if isinstance(alpha, (int, float)) else preds
+    return preds, n_left, A * G.shape[0]
 
 
 def bayes_mixture(
@@ -266,8 +316,11 @@ def baseline_curves(
 
     For LASSO and ridge the best regularisation is chosen separately at each ``n`` (an oracle
     choice, which makes these baselines as strong as they can be).  LASSO runs at most
-    ``lasso_sweeps`` coordinate-descent sweeps (tolerance 1e-6), enough for these errors.  Returns a long DataFrame with
-    columns ``method, n_examples, mse`` (``n_examples`` = pairs seen before the prediction).
+    ``lasso_sweeps`` coordinate-descent sweeps (tolerance 1e-6 on the weights), enough for these
+    errors; the share of fits stopped by that cap (typically the weakest ``alpha`` with fewer
+    examples than dimensions) is ``df.attrs["lasso_unconverged_frac"]``, not a warning.  Returns
+    a long DataFrame with columns ``method, n_examples, mse`` (``n_examples`` = pairs seen
+    before the prediction).
     """
     g = torch.Generator().manual_seed(seed)
     b = sample_batch(cfg, n_seqs, generator=g, device=device)
@@ -287,7 +340,7 @@ def baseline_curves(
         curves["Bayes optimal (basis unknown)"] = squared_error_by_n(
             bayes_mixture(xs, ys, mask, cfg.noise_std), ys
         )
-    lasso_pred = lasso(xs, ys, list(lasso_alphas), max_sweeps=lasso_sweeps, tol=1e-6)
+    lasso_pred, n_left, n_problems = _lasso_prefixes(xs, ys, list(lasso_alphas), lasso_sweeps, 1e-6)
     lasso_err = ((lasso_pred - ys) ** 2).mean(1)  # (A, K)
     curves[f"LASSO ({cfg.D} dims)"] = lasso_err.min(0).values
     curves[f"ridge ({cfg.D} dims)"] = torch.stack(
@@ -298,4 +351,6 @@ def baseline_curves(
         for name, curve in curves.items()
         for n, v in enumerate(curve.cpu())
     ]
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df.attrs["lasso_unconverged_frac"] = n_left / n_problems
+    return df

@@ -7,6 +7,10 @@ correctly) and averaged.  :func:`concept_decodability` works on any ``(N, d)`` r
 :func:`collect_icl_representations` and :func:`cd_by_layer` take them from the regression
 transformer at the token just before the answer; :mod:`llmfeatures.icl.lm` does the same for
 language models.
+
+Layers follow the package's one convention (:func:`llmfeatures.loaders.resid_hook`): layer ``L``
+is ``blocks.L.hook_resid_post``, the residual stream after block ``L`` (``0..n_layers-1``), and
+the embeddings (``blocks.0.hook_resid_pre``) are layer :data:`EMBED` ``= -1``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from llmfeatures.config import get_device
 from llmfeatures.icl.model import ICLTransformer
 from llmfeatures.icl.tasks import TaskConfig, balanced_basis, sample_batch
+from llmfeatures.loaders import EMBED, resid_hook
 
 
 @dataclass
@@ -30,15 +35,38 @@ class CDResult:
     predicted: torch.Tensor
 
 
+def _check_inputs(reps: torch.Tensor, labels: torch.Tensor) -> None:
+    """Shapes, finite representations and non-negative integer labels, or a ``ValueError``
+    that names the problem and the fix."""
+    if reps.ndim != 2 or labels.ndim != 1 or labels.shape[0] != reps.shape[0]:
+        raise ValueError(f"need reps (N, d) and labels (N,); got {tuple(reps.shape)}, {tuple(labels.shape)}")
+    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+        raise ValueError("labels must be whole numbers (concept indices 0..C-1); got fractions")
+    bad = ~torch.isfinite(reps.float()).all(1)
+    if bad.any():
+        rows = bad.nonzero().flatten().tolist()
+        raise ValueError(
+            f"reps contain NaN or inf in {len(rows)} of {len(reps)} rows (first: {rows[:5]}); "
+            "distances to them are meaningless. Find where the model diverges (e.g. a layer that "
+            "overflows) or drop those rows together with their labels."
+        )
+    if len(labels) and int(labels.min()) < 0:
+        raise ValueError(
+            f"labels must be concept indices 0..C-1; got negative label {int(labels.min())}. "
+            "Relabel with torch.unique(labels, return_inverse=True)[1]."
+        )
+
+
 def knn_predict(reps: torch.Tensor, labels: torch.Tensor, k: int = 10) -> torch.Tensor:
     """Leave-one-out k-NN labels: ``(N, d), (N,) -> (N,)``.
 
-    Ties in the vote go to the tied class whose member is nearest.  Distances are computed in
-    one batched ``cdist`` on ``reps.device``.
+    The same vote as scikit-learn's ``KNeighborsClassifier(n_neighbors=k)`` with each point left
+    out of its own neighbours.  Ties in the vote go to the tied class whose member is nearest.
+    Distances are computed in one batched ``cdist`` on ``reps.device``.  ``reps`` must be finite
+    and ``labels`` non-negative integers (``ValueError`` otherwise).
     """
+    _check_inputs(reps, labels)
     N = reps.shape[0]
-    if reps.ndim != 2 or labels.shape != (N,):
-        raise ValueError(f"need reps (N, d) and labels (N,); got {tuple(reps.shape)}, {tuple(labels.shape)}")
     if not 1 <= k < N:
         raise ValueError(f"k must be between 1 and N-1={N - 1}, got {k}")
     x = reps.float()
@@ -59,20 +87,39 @@ def knn_predict(reps: torch.Tensor, labels: torch.Tensor, k: int = 10) -> torch.
 def concept_decodability(
     reps: torch.Tensor, labels: torch.Tensor, k: int = 10, device: torch.device | str | None = None
 ) -> CDResult:
-    """CD of representations ``(N, d)`` with integer concept ``labels`` ``(N,)`` (0..C-1)."""
+    """CD of representations ``(N, d)`` with integer concept ``labels`` ``(N,)``.
+
+    The labels must be ``0..C-1`` with every concept present and ``C >= 2``: a missing concept
+    would be scored 0 and a single one trivially 1.  ``reps`` must be finite.  Each of these
+    raises a ``ValueError`` that says what is wrong and how to fix it.
+    """
+    _check_inputs(reps, labels)
+    present = torch.unique(labels.long().cpu())
+    if len(present) < 2:
+        raise ValueError(
+            f"CD needs at least two concepts; all {len(labels)} labels are "
+            f"{present.tolist() or 'absent'}. Pass representations of two or more concepts."
+        )
+    C = int(present.max()) + 1
+    if len(present) != C:
+        missing = sorted(set(range(C)) - set(present.tolist()))
+        raise ValueError(
+            f"labels skip concepts {missing} of 0..{C - 1}: a concept without representations "
+            "would be scored 0. Relabel to consecutive indices with "
+            "torch.unique(labels, return_inverse=True)[1]."
+        )
     dev = get_device(device)
     reps, labels = reps.to(dev), labels.to(dev).long()
     pred = knn_predict(reps, labels, k)
     correct = (pred == labels).float()
-    C = int(labels.max()) + 1
     per = torch.zeros(C, device=dev).index_add_(0, labels, correct)
     per = per / torch.bincount(labels, minlength=C).clamp_min(1)
     return CDResult(per.cpu(), float(per.mean()), pred.cpu())
 
 
-def resid_hook(layer: int) -> str:
-    """Hook name of the residual stream after ``layer`` blocks (0 = the embeddings)."""
-    return "blocks.0.hook_resid_pre" if layer == 0 else f"blocks.{layer - 1}.hook_resid_post"
+def model_layers(model) -> list[int]:
+    """Every residual-stream layer of ``model``: ``[EMBED, 0, 1, ..., n_layers - 1]``."""
+    return [EMBED, *range(model.cfg.n_layers)]
 
 
 @torch.no_grad()
@@ -88,12 +135,18 @@ def collect_icl_representations(
     i.e. the token just before the answer, for ``n_per_concept`` sequences of every concept.
 
     Returns ``({hook: (C * n_per_concept, d_model)}, labels (C * n_per_concept,))``.  By default
-    every layer ``0..n_layers`` (see :func:`resid_hook`).
+    every layer, embeddings included (:func:`model_layers`; hook names from :func:`resid_hook`).
     """
     q = task.K if n_examples is None else n_examples
     if not 1 <= q <= task.K:
         raise ValueError(f"n_examples must be in 1..{task.K}, got {q}")
-    hooks = hooks or [resid_hook(layer) for layer in range(model.cfg.n_layers + 1)]
+    hooks = hooks or [resid_hook(layer) for layer in model_layers(model)]
+    unknown = [h for h in hooks if h not in model.hook_dict]
+    if unknown:
+        raise ValueError(
+            f"the model has no hook {unknown}: its layers are -1..{model.cfg.n_layers - 1} "
+            "(layer L = blocks.L.hook_resid_post, -1 = the embeddings); name them with resid_hook"
+        )
     labels = balanced_basis(task, n_per_concept)
     b = sample_batch(
         task, len(labels), basis=labels, generator=torch.Generator().manual_seed(seed),
@@ -113,11 +166,12 @@ def cd_by_layer(
     seed: int = 777,
 ) -> pd.DataFrame:
     """CD at every layer: DataFrame with columns ``layer, concept, cd`` (concept ``"mean"`` is
-    the average)."""
-    hooks = [resid_hook(layer) for layer in range(model.cfg.n_layers + 1)]
+    the average; layer ``EMBED = -1`` is the embeddings, ``L`` is ``blocks.L.hook_resid_post``)."""
+    layers = model_layers(model)
+    hooks = [resid_hook(layer) for layer in layers]
     reps, labels = collect_icl_representations(model, task, n_per_concept, n_examples, hooks, seed)
     rows = []
-    for layer, h in enumerate(hooks):
+    for layer, h in zip(layers, hooks, strict=True):
         res = concept_decodability(reps[h], labels, k)
         rows += [{"layer": layer, "concept": str(c), "cd": float(v)} for c, v in enumerate(res.per_concept)]
         rows.append({"layer": layer, "concept": "mean", "cd": res.mean})

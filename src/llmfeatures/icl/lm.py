@@ -19,8 +19,9 @@ one family share their inputs and differ only in the rule the demonstrations sho
 Everything takes a TransformerLens ``HookedTransformer`` with a tokenizer and a DataFrame with
 columns ``prompt, answer, family, task`` (``answer`` starts with the space that follows the
 prompt), so the same calls run on the organism and on Llama-3.1-8B or Gemma-2.  Layers follow
-:func:`llmfeatures.icl.decodability.resid_hook`: layer 0 is the embedding, layer ``l`` the
-residual stream after ``l`` blocks.
+the package's one convention (:func:`llmfeatures.loaders.resid_hook`): layer ``L`` is
+``blocks.L.hook_resid_post``, the residual stream after block ``L``, so it is the layer that
+``load_sae(name, L)`` reads; layer ``EMBED = -1`` is the embeddings (``blocks.0.hook_resid_pre``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import torch
 from tqdm.auto import tqdm
 
 from llmfeatures.config import pick, progress_disabled
-from llmfeatures.icl.decodability import concept_decodability, resid_hook
+from llmfeatures.icl.decodability import concept_decodability, model_layers
+from llmfeatures.loaders import EMBED, check_layer, resid_hook
 
 REQUIRED_COLUMNS = ("prompt", "answer", "family", "task")
 
@@ -261,15 +263,14 @@ def predict_answers(
     left padding and an attention mask.
 
     ``steer=(layer, vectors)`` adds ``vectors[i]`` (``vectors``: ``[len(df), d_model]``) to the
-    residual stream at :func:`~llmfeatures.icl.decodability.resid_hook` ``(layer)`` at the last
-    token of prompt ``i`` (the query position), on every forward pass of the generation.
+    residual stream of ``layer`` (``blocks.{layer}.hook_resid_post``; ``-1``: the embeddings) at
+    the last token of prompt ``i`` (the query position), on every forward pass of the generation.
     """
     _check_df(df)
     batch_size = batch_size or lm_preset().batch_size
     if steer is not None:
         layer, vectors = steer
-        if not 0 <= layer <= model.cfg.n_layers:
-            raise ValueError(f"steer layer {layer} out of range 0..{model.cfg.n_layers}")
+        check_layer(layer, model.cfg.n_layers)
         if tuple(vectors.shape) != (len(df), model.cfg.d_model):
             raise ValueError(
                 f"steer vectors have shape {tuple(vectors.shape)}; expected "
@@ -339,26 +340,25 @@ def last_token_representations(
 ) -> torch.Tensor:
     """Residual stream at each prompt's last token: ``[len(layers), n_prompts, d_model]``.
 
-    ``layers`` index :func:`~llmfeatures.icl.decodability.resid_hook` (0 = embeddings, ``l`` =
-    ``blocks.{l-1}.hook_resid_post``); default all ``0..n_layers``.  Batched with left padding and
-    an attention mask, so the last column is every prompt's real last token.  Returned on the CPU
-    in float32.
+    ``layers``: layer ``L`` is ``blocks.L.hook_resid_post``, ``-1`` the embeddings
+    (``blocks.0.hook_resid_pre``); default all, ``[-1, 0, ..., n_layers - 1]``.  Batched with left
+    padding and an attention mask, so the last column is every prompt's real last token.  Returned
+    on the CPU in float32.
     """
     if len(prompts) == 0:
         raise ValueError("no prompts given")
     n_layers = model.cfg.n_layers
-    layers = list(range(n_layers + 1)) if layers is None else list(layers)
-    bad = [layer for layer in layers if not 0 <= layer <= n_layers]
-    if bad:
-        raise ValueError(f"layers {bad} out of range 0..{n_layers} (0 = embeddings)")
+    layers = model_layers(model) if layers is None else list(layers)
+    for layer in layers:
+        check_layer(layer, n_layers)
     hooks = [resid_hook(layer) for layer in layers]
     batch_size = batch_size or lm_preset().batch_size
     seqs = _encode(model, list(prompts), truncate=truncate)
     dev, pad = _device(model), _pad_id(model)
     out = torch.empty(len(layers), len(seqs), model.cfg.d_model)
     wanted = set(hooks)
-    # blocks after the last wanted layer need not run (layer 0 is read inside block 0)
-    stop = max(max(layers), 1) if max(layers) < n_layers else None
+    # blocks after the last wanted layer need not run (the embeddings are read inside block 0)
+    stop = max(max(layers) + 1, 1) if max(layers) + 1 < n_layers else None
     for idx in tqdm(_batches([len(s) for s in seqs], batch_size), desc="representations",
                     disable=progress_disabled(progress)):
         tokens, mask = _left_pad([seqs[i] for i in idx], pad, dev)
@@ -377,11 +377,12 @@ def cd_from_representations(
 ) -> pd.DataFrame:
     """CD per family and layer from ``reps`` ``[n_layers, len(df), d]`` (rows of ``df``).
 
-    The tasks of a family are its concepts.  Columns ``family, layer, concept, cd`` (concept
-    ``"mean"`` is the average over tasks).
+    ``layers`` names the rows of ``reps`` (default ``-1, 0, 1, ...``, the order of
+    :func:`last_token_representations`).  The tasks of a family are its concepts.  Columns
+    ``family, layer, concept, cd`` (concept ``"mean"`` is the average over tasks).
     """
     _check_df(df)
-    layers = list(range(reps.shape[0])) if layers is None else list(layers)
+    layers = list(range(EMBED, reps.shape[0] - 1)) if layers is None else list(layers)
     if reps.shape[:2] != (len(layers), len(df)):
         raise ValueError(
             f"reps has shape {tuple(reps.shape)}; expected ({len(layers)}, {len(df)}, d_model)"
@@ -437,9 +438,10 @@ def cd_by_layer_lm(
     frames = []
     for table in tables:
         table = table.reset_index(drop=True)
-        reps = last_token_representations(model, list(table.prompt), None, batch_size, truncate,
+        layers = model_layers(model)
+        reps = last_token_representations(model, list(table.prompt), layers, batch_size, truncate,
                                           progress)
-        cd = cd_from_representations(reps, table, k)
+        cd = cd_from_representations(reps, table, k, layers)
         cd.insert(1, "n_shots", int(table.n_shots.iloc[0]))
         frames.append(cd)
     return pd.concat(frames, ignore_index=True)
@@ -529,7 +531,8 @@ def task_vector_intervention(
     truncate: bool = False,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """The paper's intervention: add a mean task representation at the query position.
+    """The paper's intervention: add a mean task representation at the query position of
+    ``layer`` (``blocks.{layer}.hook_resid_post``).
 
     The mean last-token representation at ``layer`` of every task is taken from ``means_df``
     (prompts built with another seed; default ``df`` itself).  Each prompt of ``df`` is then

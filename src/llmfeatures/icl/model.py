@@ -34,8 +34,10 @@ ACT_FNS = ("gelu_new", "gelu", "relu", "silu")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Architecture of the regression transformer (GPT-2 style, pre-LayerNorm, GELU)."""
+class ICLModelConfig:
+    """Architecture of the regression transformer (GPT-2 style, pre-LayerNorm, GELU).
+
+    (The organism's language model has its own :class:`llmfeatures.organism.train.ModelConfig`.)"""
 
     n_layers: int = 12
     d_model: int = 256
@@ -133,7 +135,7 @@ class ICLTransformer(HookedTransformer):
 
 
 def build_model(
-    model_cfg: ModelConfig,
+    model_cfg: ICLModelConfig,
     D: int,
     K: int,
     device: torch.device | str | None = None,

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from llmfeatures.icl.decodability import resid_hook
 from llmfeatures.icl.model import ICLTransformer
 from llmfeatures.icl.tasks import TaskConfig, balanced_basis, sample_batch
+from llmfeatures.loaders import check_layer, resid_hook
 
 
 @dataclass
@@ -107,7 +107,8 @@ def concept_patch_hook(mean: torch.Tensor, basis: torch.Tensor, positions: torch
 def concept_means(
     model: ICLTransformer, task: TaskConfig, layer: int, n_per_concept: int = 100, seed: int = 99
 ) -> torch.Tensor:
-    """Mean residual stream per concept and position at ``layer``: ``(C, 2K, d_model)``."""
+    """Mean residual stream per concept and position at ``layer`` (``blocks.{layer}.hook_resid_post``;
+    ``-1``: the embeddings): ``(C, 2K, d_model)``."""
     labels = balanced_basis(task, n_per_concept)
     b = sample_batch(task, len(labels), basis=labels, generator=torch.Generator().manual_seed(seed),
                      device=model.cfg.device)
@@ -127,7 +128,8 @@ def patching_matrix(
     seed: int = 5,
     mode: str = "concept",
 ) -> PatchingResult:
-    """Loss change from patching concept means into the residual stream at ``layer``.
+    """Loss change from patching concept means into the residual stream at ``layer``
+    (``blocks.{layer}.hook_resid_post``, ``0..n_layers-1``; ``-1`` patches the embeddings).
 
     ``mode``: ``"concept"`` replaces only the component in the span of the concept means,
     ``"full"`` the whole vector (see the module notes).
@@ -138,9 +140,15 @@ def patching_matrix(
     """
     if mode not in PATCH_MODES:
         raise ValueError(f"mode must be one of {PATCH_MODES}, got {mode!r}")
-    if not 0 <= layer <= model.cfg.n_layers:
-        raise ValueError(f"layer must be in 0..{model.cfg.n_layers}, got {layer}")
-    examples = examples or list(range(task.K // 2 + 1, task.K + 1))
+    check_layer(layer, model.cfg.n_layers)
+    if examples is None:
+        examples = list(range(task.K // 2 + 1, task.K + 1))
+    examples = list(examples)
+    if not examples:
+        raise ValueError(
+            "examples is empty, so no position would be patched or scored; pass 1-based pair "
+            f"indices in 1..{task.K}, or examples=None for the second half of the context"
+        )
     if min(examples) < 1 or max(examples) > task.K:
         raise ValueError(f"examples must be 1-based pair indices in 1..{task.K}")
     pos = torch.tensor([2 * (i - 1) for i in examples], device=model.cfg.device)

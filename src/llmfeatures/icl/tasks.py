@@ -33,6 +33,13 @@ def make_bases(family: str, D: int, n_bases: int, rank: int) -> tuple[tuple[int,
     split into 4 quarters ``q0..q3`` of ``rank / 2`` dimensions, and its bases are
     ``q0+q1, q2+q3, q0+q2, q1+q3``.
     """
+    for name, value in (("D", D), ("n_bases", n_bases), ("rank", rank)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(
+                f"{name} must be a positive integer, got {value!r}: the task needs at least one "
+                "input dimension, one basis and one dimension per basis (the default variant is "
+                "D=16, n_bases=4, rank=4)."
+            )
     if family == "orthogonal":
         if n_bases * rank > D:
             raise ValueError(

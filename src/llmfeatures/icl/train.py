@@ -7,13 +7,19 @@ At every checkpoint the run records, on fixed held-out sequences:
 * the model weights (so figures and the patching experiment can reload any checkpoint).
 
 :func:`trained_run` trains once per (scale, configuration) and stores everything in an
-:class:`~llmfeatures.cache.ArtifactDir`; a later call (a book rebuild) only loads it.
+:class:`~llmfeatures.cache.ArtifactDir`; a later call (a book rebuild) only loads it.  The folder's
+hash includes :data:`ICL_VERSION`: bump it when a change alters what training writes (the loop,
+the evaluation sequences, the CD table); the run is then retrained instead of loaded.  The
+headline metrics (:func:`summarize`) are recomputed from the stored tables on every load, so a
+change to them needs no bump.
+
+Layers follow the package's convention: layer ``L`` is ``blocks.L.hook_resid_post`` and
+``-1`` the embeddings (see :mod:`llmfeatures.icl.decodability`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,16 +33,24 @@ from llmfeatures.cache import ArtifactDir, atomic_path
 from llmfeatures.config import get_device, get_scale, pick, progress_disabled, seed_everything
 from llmfeatures.icl.baselines import baseline_curves
 from llmfeatures.icl.decodability import cd_by_layer
-from llmfeatures.icl.model import ICLTransformer, ModelConfig, build_model, icl_loss
+from llmfeatures.icl.model import ICLModelConfig, ICLTransformer, build_model, icl_loss
 from llmfeatures.icl.tasks import TaskConfig, balanced_basis, sample_batch
+from llmfeatures.organism.train import scheduled_lr
+
+# 2: layers renumbered to the package convention (cd.csv's layer L = blocks.L.hook_resid_post,
+#    -1 = the embeddings; version 1 counted the embeddings as layer 0)
+ICL_VERSION = 2
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (its hash names the cache folder)."""
+class ICLTrainConfig:
+    """Everything that defines a chapter-6 training run (its hash names the cache folder).
+
+    (The organism's language model is trained with :class:`llmfeatures.organism.train.TrainConfig`.)
+    """
 
     task: TaskConfig = field(default_factory=TaskConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ICLModelConfig = field(default_factory=ICLModelConfig)
     batch_size: int = 128
     n_steps: int = 80_000
     lr: float = 1e-4
@@ -69,8 +83,14 @@ class TrainConfig:
             if not all(1 <= n <= self.task.n_bases for n in counts):
                 raise ValueError(f"curriculum basis counts must lie in 1..{self.task.n_bases}, got {counts}")
 
+    def lr_at(self, step: int) -> float:
+        """Learning rate at ``step``: linear warm-up over ``warmup_steps``, then constant or a
+        cosine decay to 10% of ``lr`` (:func:`llmfeatures.organism.train.scheduled_lr`)."""
+        return scheduled_lr(step, self.lr, self.n_steps, self.warmup_steps, 0.1,
+                            cosine=self.schedule == "cosine")
 
-def active_bases(cfg: TrainConfig, step: int) -> int:
+
+def active_bases(cfg: ICLTrainConfig, step: int) -> int:
     """How many bases (the first ones) the training sequences draw from at ``step``."""
     n = cfg.task.n_bases
     for start, count in cfg.curriculum:
@@ -79,31 +99,31 @@ def active_bases(cfg: TrainConfig, step: int) -> int:
     return n
 
 
-TRAIN_PRESETS: dict[str, TrainConfig] = {
+TRAIN_PRESETS: dict[str, ICLTrainConfig] = {
     # The CPU presets (ci, book) differ from the paper in three documented ways that buy speed:
     # token_format="pairs" (the y token repeats its x; skips the first plateau, see icl.model),
     # the exact GELU (one fused op) and a curriculum that brings the concepts in one at a time
     # (the paper sees them separate one at a time anyway; on a CPU we cannot wait for it).
     # a few minutes on two CPU cores
-    "ci": TrainConfig(
-        model=ModelConfig(n_layers=3, d_model=48, n_heads=4, token_format="pairs", act_fn="gelu"),
+    "ci": ICLTrainConfig(
+        model=ICLModelConfig(n_layers=3, d_model=48, n_heads=4, token_format="pairs", act_fn="gelu"),
         batch_size=64, n_steps=600, lr=3e-3, warmup_steps=50, schedule="cosine", n_checkpoints=8,
         eval_per_basis=100, cd_per_concept=50, curriculum=((0, 1), (150, 2), (300, 4)),
     ),
     # the rendered book: <= 15 minutes on two CPU cores (6 layers beat 4 layers trained for
     # longer in the same time: the later concepts are recognised, see benchmarks/icl_train.py)
-    "book": TrainConfig(
-        model=ModelConfig(n_layers=6, d_model=64, n_heads=4, token_format="pairs", act_fn="gelu"),
+    "book": ICLTrainConfig(
+        model=ICLModelConfig(n_layers=6, d_model=64, n_heads=4, token_format="pairs", act_fn="gelu"),
         batch_size=64, n_steps=5000, lr=1e-3, betas=(0.9, 0.999), warmup_steps=200, schedule="cosine",
         n_checkpoints=16, curriculum=((0, 1), (700, 2), (1700, 3), (2700, 4)),
     ),
     # one GPU, well under an hour
-    "gpu": TrainConfig(
-        model=ModelConfig(n_layers=12, d_model=256, n_heads=8), batch_size=128, n_steps=20_000,
+    "gpu": ICLTrainConfig(
+        model=ICLModelConfig(n_layers=12, d_model=256, n_heads=8), batch_size=128, n_steps=20_000,
         lr=3e-4, warmup_steps=500, schedule="cosine", n_checkpoints=20,
     ),
     # the paper: 12 layers, d_model 256, 8 heads, batch 128, 80K steps, Adam 1e-4 (0.9, 0.9999)
-    "paper": TrainConfig(),
+    "paper": ICLTrainConfig(),
 }
 
 
@@ -115,19 +135,9 @@ def checkpoint_steps(n_steps: int, n_checkpoints: int) -> list[int]:
     return [0, *[int(s) for s in np.unique(steps)]]
 
 
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Learning rate at ``step``: linear warm-up, then constant or cosine decay to 10%."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    frac = (step - cfg.warmup_steps) / max(1, cfg.n_steps - cfg.warmup_steps)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
-
-
 @torch.no_grad()
-def evaluate_loss(model: ICLTransformer, task: TaskConfig, per_basis: int, seed: int = 4321) -> torch.Tensor:
-    """Squared error per basis and context length on fixed sequences: ``(n_bases, K)``."""
+def error_by_basis(model: ICLTransformer, task: TaskConfig, per_basis: int, seed: int = 4321) -> torch.Tensor:
+    """Squared error per basis and context length on fixed held-out sequences: ``(n_bases, K)``."""
     labels = balanced_basis(task, per_basis)
     b = sample_batch(task, len(labels), basis=labels, generator=torch.Generator().manual_seed(seed),
                      device=model.cfg.device)
@@ -146,7 +156,7 @@ class TrainResult:
     seconds: float
 
 
-def train(cfg: TrainConfig, device: torch.device | str | None = None, progress: bool = True) -> TrainResult:
+def train(cfg: ICLTrainConfig, device: torch.device | str | None = None, progress: bool = True) -> TrainResult:
     """Train a fresh model on the task of ``cfg``; evaluate at :func:`checkpoint_steps`."""
     dev = get_device(device)
     seed_everything(cfg.seed)
@@ -159,7 +169,7 @@ def train(cfg: TrainConfig, device: torch.device | str | None = None, progress: 
 
     def record(step: int) -> None:
         model.eval()
-        err = evaluate_loss(model, cfg.task, cfg.eval_per_basis)
+        err = error_by_basis(model, cfg.task, cfg.eval_per_basis)
         for basis in range(cfg.task.n_bases):
             hist.extend({"step": step, "basis": basis, "n_examples": n, "mse": float(err[basis, n])}
                         for n in range(cfg.task.K))
@@ -176,7 +186,7 @@ def train(cfg: TrainConfig, device: torch.device | str | None = None, progress: 
         if step == cfg.n_steps:
             break
         for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, step)
+            group["lr"] = cfg.lr_at(step)
         n_active = active_bases(cfg, step)
         basis = None if n_active == cfg.task.n_bases else torch.randint(n_active, (cfg.batch_size,), generator=gen)
         b = sample_batch(cfg.task, cfg.batch_size, generator=gen, basis=basis, device=dev)
@@ -193,7 +203,7 @@ def train(cfg: TrainConfig, device: torch.device | str | None = None, progress: 
                        time.time() - t0)
 
 
-def _model_from_state(cfg: TrainConfig, state: dict[str, torch.Tensor], device) -> ICLTransformer:
+def _model_from_state(cfg: ICLTrainConfig, state: dict[str, torch.Tensor], device) -> ICLTransformer:
     model = build_model(cfg.model, cfg.task.D, cfg.task.K, device=device, seed=cfg.seed)
     model.load_state_dict(state)
     return model.eval()
@@ -203,7 +213,7 @@ def _model_from_state(cfg: TrainConfig, state: dict[str, torch.Tensor], device) 
 class ICLRun:
     """A finished, cached training run: records, baselines and checkpoint weights on disk."""
 
-    config: TrainConfig
+    config: ICLTrainConfig
     path: Path
     history: pd.DataFrame
     cd: pd.DataFrame
@@ -220,7 +230,7 @@ class ICLRun:
         return _model_from_state(self.config, state, get_device(device))
 
 
-def run_config(scale: str | None = None, variant: str = "default", **overrides) -> TrainConfig:
+def run_config(scale: str | None = None, variant: str = "default", **overrides) -> ICLTrainConfig:
     """The :data:`TRAIN_PRESETS` entry for ``scale`` with the task variant and overrides applied."""
     cfg = pick(TRAIN_PRESETS, scale)
     return replace(cfg, task=TaskConfig.variant(variant, K=cfg.task.K, noise_std=cfg.task.noise_std),
@@ -239,11 +249,11 @@ def summarize(history: pd.DataFrame, cd: pd.DataFrame, baselines: pd.DataFrame, 
         "ridge_mse_at_K": float(b.filter(like="ridge").iloc[0]),
         "basis_ls_mse_at_K": float(b["least squares on true basis"]),
         "cd_best_layer_final": float(mean_cd[mean_cd.step == last_step].cd.max()),
+        # layer L = blocks.L.hook_resid_post, -1 = the embeddings
         "cd_best_layer_index": int(mean_cd[mean_cd.step == last_step].set_index("layer").cd.idxmax()),
         "cd_best_layer_first": float(mean_cd[mean_cd.step == first_step].cd.max()),
+        "one_step_gd_mse_at_K": float(b["one GD step on true basis"]),
     }
-    if "one GD step on true basis" in b:  # baselines cached before this curve existed lack it
-        out["one_step_gd_mse_at_K"] = float(b["one GD step on true basis"])
     return out
 
 
@@ -257,7 +267,7 @@ def trained_run(
     """Train (or load from the cache) the run for ``scale`` and task ``variant``."""
     scale = get_scale(scale)
     cfg = run_config(scale, variant, **overrides)
-    art = ArtifactDir("icl", scale, {"train": asdict(cfg)})
+    art = ArtifactDir("icl", scale, {"train": asdict(cfg)}, version=ICL_VERSION)
 
     def build_baselines(folder: Path) -> list[str]:
         df = baseline_curves(cfg.task, n_seqs=1000 if scale != "ci" else 100, device="cpu")
@@ -287,8 +297,9 @@ def trained_run(
     history = pd.read_csv(art.path / "history.csv")
     cd = pd.read_csv(art.path / "cd.csv", dtype={"concept": str})
     baselines = pd.read_csv(art.path / "baselines.csv")
-    if "final_mse_at_K" not in art.metrics:
-        art.add_metrics(**summarize(history, cd, baselines, cfg.task.K),
-                        **json.loads((art.path / "timing.json").read_text()))
+    metrics = {**summarize(history, cd, baselines, cfg.task.K),
+               **json.loads((art.path / "timing.json").read_text())}
+    if any(art.metrics.get(k) != v for k, v in metrics.items()):
+        art.add_metrics(**metrics)
     steps = sorted(int(p.stem.split("_")[1]) for p in (art.path / "checkpoints").glob("step_*.pt"))
     return ICLRun(cfg, art.path, history, cd, baselines, dict(art.metrics), steps)

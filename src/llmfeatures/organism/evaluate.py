@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from transformer_lens import HookedTransformer
 
-from llmfeatures.organism.sae import hook_name
+from llmfeatures.loaders import resid_hook
 
 
 def middle_layer(model: HookedTransformer) -> int:
@@ -30,7 +30,8 @@ def middle_layer(model: HookedTransformer) -> int:
     return max(0, model.cfg.n_layers // 2 - 1)
 
 
-def _encode(model: HookedTransformer, texts: Sequence[str]) -> list[list[int]]:
+def _token_ids(model: HookedTransformer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text, without BOS (callers add it where they need it)."""
     return model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
 
@@ -59,7 +60,7 @@ def completion_accuracy(
         raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers.")
     tok = model.tokenizer
     bos, pad = tok.bos_token_id, tok.pad_token_id
-    p_ids, a_ids = _encode(model, prompts), _encode(model, answers)
+    p_ids, a_ids = _token_ids(model, prompts), _token_ids(model, answers)
     first, exact = [], []
     for i in range(0, len(p_ids), batch_size):
         seqs = [[bos, *p, *a] for p, a in zip(p_ids[i : i + batch_size], a_ids[i : i + batch_size])]
@@ -82,11 +83,11 @@ def pronoun_agreement(model: HookedTransformer, df: pd.DataFrame, batch_size: in
     pronoun is the top-1 token overall.
     """
     tok = model.tokenizer
-    he, she = (_encode(model, [" he", " she"]))
+    he, she = (_token_ids(model, [" he", " she"]))
     if len(he) != 1 or len(she) != 1:
         raise ValueError("the tokenizer splits ' he' or ' she'; pronoun agreement needs single tokens.")
     he, she = he[0], she[0]
-    seqs = [[tok.bos_token_id, *p] for p in _encode(model, df["prompt"])]
+    seqs = [[tok.bos_token_id, *p] for p in _token_ids(model, df["prompt"])]
     target = torch.tensor([he if a.strip() == "he" else she for a in df["answer"]])
     agree, top1 = [], []
     for i in range(0, len(seqs), batch_size):
@@ -112,8 +113,8 @@ def _resid(
     Returns per-text activations ``[n_tokens_i, d_model]`` (bos excluded) and their lengths.
     """
     tok = model.tokenizer
-    seqs = [[tok.bos_token_id, *s][: model.cfg.n_ctx] for s in _encode(model, texts)]
-    name = hook_name(layer)
+    seqs = [[tok.bos_token_id, *s][: model.cfg.n_ctx] for s in _token_ids(model, texts)]
+    name = resid_hook(layer)
     out: list[torch.Tensor] = []
     for i in range(0, len(seqs), batch_size):
         tokens, lengths = _pad(seqs[i : i + batch_size], tok.pad_token_id)

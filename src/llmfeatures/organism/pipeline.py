@@ -19,6 +19,11 @@ Stages and files (relative to the cache folder):
 
 The public functions (``organism_model``, ``organism_sae``, ``organism_checkpoints``,
 ``organism_info``) build whatever is missing and load the rest from the cache.
+
+Code versions (see :mod:`llmfeatures.cache`): :data:`ORGANISM_VERSION` is part of the folder's
+hash; bump it when a change alters what the world, tokenizer, model or SAE stages produce (the
+world generator, the training loop, a file format).  :data:`STAGE_VERSIONS` versions single
+stages; bump ``"eval"`` when only the evaluation changes, so that only it is recomputed.
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ from typing import Any
 import torch
 from transformer_lens import HookedTransformer
 
-from llmfeatures.cache import ArtifactDir, atomic_path, atomic_write_json
+from llmfeatures.cache import ArtifactDir, CacheCorruptError, atomic_path, atomic_write_json
 from llmfeatures.config import get_device, get_scale, pick, seed_everything
-from llmfeatures.organism.sae import SAETrainConfig, load_sae, save_sae, train_sae
+from llmfeatures.organism.sae import SAETrainConfig, load_sae_folder, save_sae, train_sae
 from llmfeatures.organism.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from llmfeatures.organism.train import (
     ModelConfig,
@@ -47,6 +52,14 @@ from llmfeatures.organism.train import (
     plot_loss,
     train_model,
 )
+
+ORGANISM_VERSION = 1
+STAGE_VERSIONS: dict[str, int] = {"eval": 1}  # stages not listed are at version 1
+
+
+def stage_version(stage: str) -> int:
+    """The code version of a stage (``sae_L<l>`` stages share the ``"sae"`` entry)."""
+    return STAGE_VERSIONS.get("sae" if stage.startswith("sae_L") else stage, 1)
 
 
 @dataclass(frozen=True)
@@ -121,7 +134,8 @@ def organism_dir(scale: str | None = None, config: OrganismConfig | None = None)
     scale = get_scale(scale)
     config = config or organism_config(scale)
     return ArtifactDir("organism", scale, {"organism": asdict(config),
-                                           "world": asdict(_world_config(scale))})
+                                           "world": asdict(_world_config(scale))},
+                       version=ORGANISM_VERSION)
 
 
 def stage_names(config: OrganismConfig) -> list[str]:
@@ -240,7 +254,7 @@ class _Builder:
         from llmfeatures.organism.evaluate import evaluate_organism
 
         model = load_model_from(self.art, self.config, device=self.device)
-        saes = {layer: load_sae(folder / f"saes/layer_{layer}", model, device=self.device)
+        saes = {layer: load_sae_folder(folder / f"saes/layer_{layer}", model, device=self.device)
                 for layer in range(self.config.model.n_layers)}
         metrics = evaluate_organism(model, self.world, saes, sae_rows=self.rows("val"),
                                     n_fewshot_prompts=self.config.n_fewshot_prompts,
@@ -250,8 +264,10 @@ class _Builder:
         return ["eval.json"]
 
     def run(self, stage: str) -> bool:
-        """Build ``stage`` unless it is done; first forget every stage that depends on it."""
-        if self.art.is_done(stage):
+        """Build ``stage`` unless it is done by the current code; first forget every stage that
+        depends on it."""
+        version = stage_version(stage)
+        if self.art.is_done(stage, version):
             return False
         for later in _downstream(stage, self.config):
             if later in self.art.manifest["stages"]:
@@ -265,7 +281,7 @@ class _Builder:
             fn = getattr(self, f"build_{stage}")
         t0, c0 = time.perf_counter(), time.process_time()
         with _cpu_threads(self.config.cpu_threads if self.device.type == "cpu" else 0):
-            self.art.stage(stage, fn)
+            self.art.stage(stage, fn, version=version)
         self.times[stage] = time.perf_counter() - t0
         # CPU seconds of this process: with one thread, about the wall time on an idle machine
         self.art.add_metrics(**{f"time_{stage}_s": self.times[stage],
@@ -344,7 +360,7 @@ def organism_sae(layer: int, scale: str | None = None, device=None):
             f"0..{config.model.n_layers - 1}."
         )
     art = _build(scale, until=f"sae_L{layer}")
-    return load_sae(art.path / f"saes/layer_{layer}", device=str(get_device(device)))
+    return load_sae_folder(art.path / f"saes/layer_{layer}", device=str(get_device(device)))
 
 
 def organism_checkpoints(scale: str | None = None) -> list[int]:
@@ -352,12 +368,20 @@ def organism_checkpoints(scale: str | None = None) -> list[int]:
     return _checkpoint_steps(_build(scale, until="model"))
 
 
+def _recorded(art: ArtifactDir, stage: str) -> bool:
+    """``stage`` is in the manifest, well formed and built by the current code version."""
+    try:
+        return art.stage_version(stage) == stage_version(stage)
+    except CacheCorruptError:
+        return False
+
+
 def organism_info(scale: str | None = None) -> dict[str, Any]:
     """What is cached for ``scale``: path, finished stages, file sizes, metrics (builds nothing)."""
     scale = get_scale(scale)
     config = organism_config(scale)
     art = organism_dir(scale, config)
-    done = [s for s in stage_names(config) if s in art.manifest["stages"]]
+    done = [s for s in stage_names(config) if _recorded(art, s)]
     sizes = {}
     for stage in done:
         for rel in art.stage_files(stage):

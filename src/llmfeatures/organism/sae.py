@@ -1,7 +1,8 @@
 """Sparse autoencoders on the organism's residual stream, trained and stored with sae-lens.
 
-One SAE per layer reads ``blocks.{layer}.hook_resid_post``.  Training goes through sae-lens'
-own runner (:class:`sae_lens.LanguageModelSAERunnerConfig` + :class:`sae_lens.SAETrainingRunner`)
+One SAE per layer ``L`` reads ``blocks.L.hook_resid_post`` (:func:`llmfeatures.loaders.resid_hook`,
+the package's one layer convention).  Training goes through sae-lens' own runner
+(:class:`sae_lens.LanguageModelSAERunnerConfig` + :class:`sae_lens.LanguageModelSAETrainingRunner`)
 with the trained model and an in-memory ``datasets.Dataset`` of the same packed token rows the
 model was trained on; nothing is logged to Weights & Biases.  The default architecture is
 BatchTopK (k active latents per token on average over a batch), which sae-lens saves as a
@@ -27,6 +28,8 @@ import torch
 from sae_lens import SAE
 from transformer_lens import HookedTransformer
 
+from llmfeatures.loaders import check_layer, check_sae_matches, resid_hook
+
 
 @dataclass(frozen=True)
 class SAETrainConfig:
@@ -43,11 +46,6 @@ class SAETrainConfig:
     aux_coefficient: float = 1.0  # weight of the loss that revives dead latents (topk/batchtopk)
     store_batch_rows: int = 32  # model batch (rows) when collecting activations
     n_batches_in_buffer: int = 16
-
-
-def hook_name(layer: int) -> str:
-    """The TransformerLens hook an organism SAE reads: ``blocks.{layer}.hook_resid_post``."""
-    return f"blocks.{layer}.hook_resid_post"
 
 
 def _training_sae_config(d_in: int, cfg: SAETrainConfig, device: str):
@@ -101,7 +99,8 @@ def train_sae(
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> SAE:
-    """Train an SAE on ``blocks.{layer}.hook_resid_post`` of ``model`` with sae-lens.
+    """Train an SAE on layer ``layer`` (``blocks.{layer}.hook_resid_post``) of ``model`` with
+    sae-lens' ``LanguageModelSAETrainingRunner``.
 
     ``rows`` are packed token ids ``[n_rows, n_ctx]`` (each row starts with ``<|bos|>``);
     activations at the special tokens (bos/eos/pad) are left out.  Returns the inference SAE
@@ -110,8 +109,7 @@ def train_sae(
     import datasets
     import sae_lens
 
-    if not 0 <= layer < model.cfg.n_layers:
-        raise ValueError(f"layer={layer} does not exist: the model has layers 0..{model.cfg.n_layers - 1}.")
+    check_layer(layer, model.cfg.n_layers, allow_embed=False)
     if rows.ndim != 2 or rows.shape[1] > model.cfg.n_ctx:
         raise ValueError(f"rows must be [n_rows, n_ctx<={model.cfg.n_ctx}] token ids; got {tuple(rows.shape)}.")
     device = str(device or model.cfg.device)
@@ -119,7 +117,7 @@ def train_sae(
     runner_cfg = sae_lens.LanguageModelSAERunnerConfig(
         sae=_training_sae_config(model.cfg.d_model, cfg, device),
         model_name=model.cfg.model_name,
-        hook_name=hook_name(layer),
+        hook_name=resid_hook(layer),
         dataset_path="llmfeatures-organism-corpus",
         is_dataset_tokenized=True,
         streaming=False,
@@ -149,7 +147,9 @@ def train_sae(
     )
     torch.manual_seed(seed)
     with _keep_signal_handlers():
-        runner = sae_lens.SAETrainingRunner(runner_cfg, override_model=model, override_dataset=ds)
+        runner = sae_lens.LanguageModelSAETrainingRunner(
+            runner_cfg, override_model=model, override_dataset=ds
+        )
         trained = runner.run()
     return _to_inference(trained)
 
@@ -175,17 +175,23 @@ def save_sae(sae: SAE, path: str | os.PathLike[str]) -> None:
     sae.save_model(str(path))
 
 
-def load_sae(
+def load_sae_folder(
     path: str | os.PathLike[str],
     model: HookedTransformer | None = None,
     device: str | torch.device = "cpu",
 ) -> SAE:
-    """Load an SAE folder with ``SAE.load_from_disk``; check it fits ``model`` if one is given."""
+    """Load an SAE saved with ``sae.save_model(path)`` (``SAE.load_from_disk``); check it reads
+    ``model``'s activations (:func:`llmfeatures.loaders.check_sae_matches`) if one is given.
+
+    This is the folder reader behind ``llmfeatures.load_sae(..., path=...)`` and the organism's
+    cache; use ``load_sae`` in chapters.
+    """
     path = Path(path)
     if not (path / "cfg.json").is_file():
         raise FileNotFoundError(
-            f"{path} is not an sae-lens SAE folder (no cfg.json); build the organism first "
-            "(python -m llmfeatures organism build)."
+            f"No saved SAE at {path}: expected cfg.json and the weights written by "
+            "sae.save_model(folder); for the organism's SAEs run "
+            "`python -m llmfeatures organism build`."
         )
     with warnings.catch_warnings():
         # folders written before save_sae cleared the field still carry it (see save_sae)
@@ -194,19 +200,8 @@ def load_sae(
     if getattr(sae.cfg, "metadata", None) is not None:
         sae.cfg.metadata.model_from_pretrained_kwargs = {}
     if model is not None:
-        check_sae_fits(sae, model)
+        check_sae_matches(model, sae)
     return sae
-
-
-def check_sae_fits(sae: SAE, model: HookedTransformer) -> None:
-    """Raise ``ValueError`` if the SAE's input width is not the model's ``d_model``."""
-    if sae.cfg.d_in != model.cfg.d_model:
-        name = getattr(sae.cfg.metadata, "hook_name", None) or "the SAE"
-        raise ValueError(
-            f"SAE width mismatch: {name} reads vectors of size d_in={sae.cfg.d_in}, but the model "
-            f"{model.cfg.model_name!r} has d_model={model.cfg.d_model}. Load the SAE trained for "
-            "this model (same scale), or rebuild it with organism_sae(layer, scale=...)."
-        )
 
 
 @torch.no_grad()
@@ -217,7 +212,8 @@ def residual_activations(
     batch_size: int = 32,
     skip_special: bool = True,
 ) -> torch.Tensor:
-    """Residual stream after ``layer`` at every (non-special) token of ``rows``.
+    """Residual stream of layer ``layer`` (``blocks.{layer}.hook_resid_post``) at every
+    (non-special) token of ``rows``.
 
     ``rows`` ``[n_rows, n_ctx]`` -> activations ``[n_tokens, d_model]`` on the CPU.
     """
@@ -226,7 +222,7 @@ def residual_activations(
                      model.tokenizer.pad_token_id) if t is not None]
     )
     out = []
-    name = hook_name(layer)
+    name = resid_hook(layer)
     for i in range(0, len(rows), batch_size):
         batch = rows[i : i + batch_size].to(model.cfg.device)
         _, cache = model.run_with_cache(batch, names_filter=name, stop_at_layer=layer + 1)

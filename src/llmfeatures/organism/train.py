@@ -57,6 +57,12 @@ class TrainConfig:
     eval_rows: int = 64  # validation rows per evaluation
     checkpoint_steps: tuple[int, ...] = field(default=())  # empty: log-spaced 0, 16, 32, ...
 
+    def lr_at(self, step: int) -> float:
+        """Learning rate at ``step``: linear warm-up over ``warmup_frac`` of the steps (at least
+        one), then cosine decay to ``lr * min_lr_frac`` (:func:`scheduled_lr`)."""
+        warmup = max(1, int(self.warmup_frac * self.n_steps))
+        return scheduled_lr(step, self.lr, self.n_steps, warmup, self.min_lr_frac)
+
 
 def hooked_config(model: ModelConfig, d_vocab: int, seed: int) -> HookedTransformerConfig:
     """The ``HookedTransformerConfig`` for ``model`` with a vocabulary of ``d_vocab`` tokens."""
@@ -131,19 +137,30 @@ def log_spaced_steps(n_steps: int, first: int = 16) -> list[int]:
     return steps
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate at ``step``: linear warm-up, then cosine decay to ``lr * min_lr_frac``."""
-    warmup = max(1, int(cfg.warmup_frac * cfg.n_steps))
-    if step < warmup:
-        return cfg.lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, cfg.n_steps - warmup))
-    floor = cfg.lr * cfg.min_lr_frac
-    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+def scheduled_lr(
+    step: int, lr: float, n_steps: int, warmup_steps: int, min_lr_frac: float = 0.1,
+    cosine: bool = True,
+) -> float:
+    """The learning rate at ``step`` (0-based) of a linear warm-up and a cosine (or no) decay.
+
+    Steps ``0..warmup_steps-1`` ramp up as ``lr * (step + 1) / warmup_steps``; afterwards the
+    rate is ``lr`` (``cosine=False``) or decays along a half cosine from ``lr`` to
+    ``lr * min_lr_frac`` at ``n_steps`` and stays there.  Both training loops of the package
+    (the organism's and chapter 6's) use it through their configs' ``lr_at(step)``.
+    """
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if not cosine:
+        return lr
+    progress = min(1.0, (step - warmup_steps) / max(1, n_steps - warmup_steps))
+    floor = lr * min_lr_frac
+    return floor + 0.5 * (lr - floor) * (1 + math.cos(math.pi * progress))
 
 
 @torch.no_grad()
 def evaluate_loss(model: HookedTransformer, rows: torch.Tensor, batch_size: int = 32) -> float:
-    """Mean next-token cross-entropy of ``model`` on ``rows`` ``[n_rows, n_ctx]``."""
+    """Mean next-token cross-entropy of ``model`` on token ``rows`` ``[n_rows, n_ctx]`` (the
+    organism's validation loss; chapter 6's regression error is :func:`llmfeatures.icl.train.error_by_basis`)."""
     was_training = model.training
     model.eval()
     device = model.cfg.device
@@ -212,7 +229,7 @@ def train_model(
             order, cursor = torch.randperm(len(train_rows), generator=gen), 0
         batch = train_rows[order[cursor : cursor + cfg.batch_size]].to(device)
         cursor += cfg.batch_size
-        lr = lr_at(step - 1, cfg)
+        lr = cfg.lr_at(step - 1)
         for group in opt.param_groups:
             group["lr"] = lr
         loss = model(batch, return_type="loss")
