@@ -38,3 +38,21 @@ def html_root() -> Path:
     root = Path(path).resolve()
     assert (root / "index.html").exists(), f"no index.html in {root}: the book build failed"
     return root
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every network connection fail and put the Hugging Face Hub and datasets offline."""
+    import socket
+
+    import huggingface_hub.constants as hf_constants
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

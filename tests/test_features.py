@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import warnings
 
 import numpy as np
@@ -148,7 +147,7 @@ def test_bad_inputs_get_clear_errors(planted) -> None:
     from sae_lens import StandardSAE, StandardSAEConfig
 
     model, sae, corpus = planted
-    with pytest.raises(ValueError, match="layers \\[5\\] do not exist"):
+    with pytest.raises(ValueError, match="layer 5 is out of range: valid layers are 0..1"):
         collect_feature_stats(model, corpus, layers=[5], progress=False)
     narrow = StandardSAE(StandardSAEConfig(d_in=16, d_sae=8))
     with pytest.raises(ValueError, match="d_in=16.*d_model=32"):
@@ -368,18 +367,6 @@ def test_saved_file_round_trips(planted, tmp_path) -> None:
 
 
 # ------------------------------------------------------------------------------ real models
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-
-
 def test_harvest_on_a_gpt2_stand_in(no_network, tmp_path, monkeypatch) -> None:
     """The Colab path (GPT-2 small + its SAE on texts) on a locally built stand-in."""
     from sae_lens import StandardSAE, StandardSAEConfig

@@ -7,8 +7,6 @@ socket connection raises, and the Hugging Face Hub is in offline mode.
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import torch
 
@@ -29,21 +27,6 @@ SPECIAL = "<|endoftext|>"
 # --------------------------------------------------------------------------------------------
 # fixtures
 # --------------------------------------------------------------------------------------------
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make every network connection fail and put the Hugging Face Hub in offline mode."""
-    import huggingface_hub.constants as hf_constants
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     """A word-level fast tokenizer built locally (no files, no Hub)."""

@@ -6,6 +6,10 @@ The package behind the book.  One module per concern:
 - :mod:`llmfeatures.cache` - atomic writes, checksummed manifests
 - :mod:`llmfeatures.organism` - the embedded model organism (world, corpus, tokenizer, model, SAEs)
 - :mod:`llmfeatures.loaders` - ``load_model`` / ``load_sae`` / ``load_world`` for every chapter
+- :mod:`llmfeatures.features` - the feature engine: one streaming pass over a corpus (statistics,
+  top-k examples, ground-truth purity, block co-occurrence, activation spectra) and dashboards
+- :mod:`llmfeatures.circuits` - attention and FFN hidden states: head scores, logit lens, direct
+  logit attribution, ablation and patching (chapter 2)
 - :mod:`llmfeatures.icl` - concept encoding and decoding in in-context learning (chapter 6)
 - :mod:`llmfeatures.plotting` - the figures the chapters share
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from llmfeatures.features.corpus import TokenCorpus, organism_corpus, tokenize_documents
 from llmfeatures.features.dashboard import FeatureDashboard, feature_dashboard
 from llmfeatures.features.engine import (
+    ENGINE_VERSION,
     collect_feature_stats,
     mlp_hook,
     reference_cooccurrence,
@@ -62,7 +63,8 @@ def feature_stats(
         layers = sorted(saes) if saes else list(range(model.cfg.n_layers))
     if not cache:
         return collect_feature_stats(model, corpus, saes, layers, config, progress=progress)
-    art = ArtifactDir("features", get_scale(scale), stats_key(model, corpus, saes, layers, config))
+    art = ArtifactDir("features", get_scale(scale), stats_key(model, corpus, saes, layers, config),
+                      version=ENGINE_VERSION)
 
     def build(folder) -> list[str]:
         stats = collect_feature_stats(model, corpus, saes, layers, config, progress=progress)

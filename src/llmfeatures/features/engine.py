@@ -47,14 +47,10 @@ from llmfeatures.features.stats import (
     SiteStats,
     StatsConfig,
 )
+from llmfeatures.loaders import check_layer, resid_hook
 
 ORGANISM_BLOCK = 32
 REAL_MODEL_BLOCK = 256
-
-
-def resid_hook(layer: int) -> str:
-    """``blocks.{layer}.hook_resid_post``: layer ``L`` of the book is the residual after block L."""
-    return f"blocks.{layer}.hook_resid_post"
 
 
 def mlp_hook(layer: int) -> str:
@@ -276,11 +272,8 @@ def _check_inputs(model, corpus: TokenCorpus, layers: Sequence[int], saes: Mappi
                   cfg: StatsConfig, block_size: int) -> None:
     if corpus.n_tokens == 0:
         raise ValueError("the corpus has no tokens; pass documents with content.")
-    n_layers = model.cfg.n_layers
-    bad = [L for L in layers if not isinstance(L, int) or not 0 <= L < n_layers]
-    if bad:
-        raise ValueError(f"layers {bad} do not exist: the model has layers 0..{n_layers - 1} "
-                         "(layer L = blocks.L.hook_resid_post).")
+    for L in layers:
+        check_layer(L, model.cfg.n_layers, allow_embed=False)
     if not layers:
         raise ValueError("pass at least one layer.")
     for L, sae in saes.items():
@@ -485,11 +478,12 @@ def stats_key(model, corpus: TokenCorpus, saes: Mapping[int, object], layers: Se
         "corpus": corpus.fingerprint(),
         "layers": sorted(set(layers)),
         "config": asdict(config),
-        "engine": ENGINE_VERSION,
     }
 
 
-ENGINE_VERSION = 1  # bump when the statistics change meaning; cached results are then rebuilt
+# the code version of cached statistics (ArtifactDir's version): bump it when what the engine
+# computes or how it saves it changes, so that older files are rebuilt, not loaded
+ENGINE_VERSION = 2
 
 
 def reference_cooccurrence(acts_per_doc: Sequence[np.ndarray], block_size: int,

@@ -36,7 +36,7 @@ def plot_loss_and_cd(
 ):
     """Left: error per basis over training at context length ``n_examples``; right: CD per
     concept at ``layer``.  Both on a log step axis (step 0 drawn at 1).  The steps where a
-    ``curriculum`` (``TrainConfig.curriculum``) brings in more bases are drawn as dotted lines."""
+    ``curriculum`` (``ICLTrainConfig.curriculum``) brings in more bases are drawn as dotted lines."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(MAX_WIDTH, 3.6))
     for step, n in curriculum:
         if step > 0:
