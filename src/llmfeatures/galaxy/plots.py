@@ -15,7 +15,7 @@ COLORS = {
     "SAE decoder": "tab:blue",
     "raw activations": "tab:red",
     "shuffled decoder": "tab:green",
-    "Gaussian": "black",
+    "Gaussian": "0.55",
 }
 PAPER_COLOR = "tab:purple"
 
@@ -40,11 +40,11 @@ def plot_spectra(gal: Galaxy, ncols: int = 2) -> Figure:
             scale = ev.mean()
             r = np.arange(1, ev.size + 1)
             fit = gal.fits[L][name]
-            ax.loglog(r, ev / scale, color=COLORS[name], lw=1.6)
+            wide = name == "Gaussian"  # drawn wide and underneath: the shuffled decoder lies on it
+            ax.loglog(r, ev / scale, color=COLORS[name], lw=3.5 if wide else 1.6, zorder=1 if wide else 2)
             fr = np.arange(fit.first, fit.last + 1)
             ax.loglog(fr, fit.line(fr) / scale, color=COLORS[name], ls="--", lw=1)
         ax.set_title(f"layer {L}")
-        ax.set_ylim(1e-3, None)
         ax.grid(True, which="major", alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("rank")
@@ -53,7 +53,7 @@ def plot_spectra(gal: Galaxy, ncols: int = 2) -> Figure:
     for ax in axes.flat[len(layers):]:
         ax.set_visible(False)
     present = [n for n in COLORS if n in gal.spectra[layers[0]]]
-    handles = [plt.Line2D([], [], color=COLORS[n], lw=1.6) for n in present]
+    handles = [plt.Line2D([], [], color=COLORS[n], lw=3.5 if n == "Gaussian" else 1.6) for n in present]
     names = present
     handles.append(plt.Rectangle((0, 0), 1, 1, color="0.92"))
     names.append(f"fit range (ranks {first}..{last}); dashed: fits")
