@@ -10,6 +10,8 @@ The package behind the book.  One module per concern:
   top-k examples, ground-truth purity, block co-occurrence, activation spectra) and dashboards
 - :mod:`llmfeatures.circuits` - attention and FFN hidden states: head scores, logit lens, direct
   logit attribution, ablation and patching (chapter 2)
+- :mod:`llmfeatures.galaxy` - the large-scale shape of the SAE point cloud: spectra, power laws,
+  clustering entropy (chapter 5)
 - :mod:`llmfeatures.icl` - concept encoding and decoding in in-context learning (chapter 6)
 - :mod:`llmfeatures.plotting` - the figures the chapters share
 
