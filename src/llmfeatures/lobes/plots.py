@@ -100,7 +100,7 @@ def plot_accuracy_vs_k(result: LobeResult) -> Figure:
     for every affinity, with the random-decoder baseline of the best affinity (mean +- 2 sd) and
     the decoder-geometry clusters as a ceiling."""
     t = result.table
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig, ax = plt.subplots(figsize=(10.5, 4.2))
     for name in t.affinity.unique():
         g = t[t.affinity == name].sort_values("k")
         c, m = STYLE[name]
