@@ -56,3 +56,24 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+def gpt2_stand_in(tokenizer, *, n_head: int = 2, n_positions: int = 64, seed: int = 0):
+    """A small random GPT-2 (2 layers, width 32) loaded as ``load_model("gpt2-small", ...)``.
+
+    The real loader's offline path (``hf_model=`` and ``tokenizer=``), so tests of the Colab
+    calls run the same conversion a reader's GPT-2 goes through, without the network.
+    """
+    import warnings
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from llmfeatures.loaders import load_model
+
+    torch.manual_seed(seed)
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=n_head, vocab_size=len(tokenizer),
+                                    n_positions=n_positions)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_model("gpt2-small", hf_model=hf, tokenizer=tokenizer, device="cpu")

@@ -21,8 +21,10 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from llmfeatures.circuits import ablation, exercises, heads, lens, tasks
+from tests.conftest import gpt2_stand_in
 
 WORDS = "a b c d e f g h".split()
+
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -394,9 +396,7 @@ def test_organism_fact_recall_is_localised(organism) -> None:
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def gpt2_standin():
-    from transformers import GPT2Config, GPT2LMHeadModel
 
-    from llmfeatures.loaders import load_model
 
     ioi = tasks.ioi_task(n_prompts=12)  # four templates of three lengths
     facts = tasks.fact_task([("France", "Paris"), ("Spain", "Madrid"), ("Italy", "Rome"),
@@ -404,12 +404,7 @@ def gpt2_standin():
     words = sorted({w for t in (ioi, facts) for p in [*t.prompts, *t.answers]
                     for w in p.replace(",", " , ").split()} | {","})
     tok = word_tokenizer(words)
-    torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=len(tok),
-                                    n_positions=32)).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = load_model("gpt2-small", hf_model=hf, tokenizer=tok, device="cpu")
+    model = gpt2_stand_in(tok, n_head=4, n_positions=32)
     return model, ioi, tasks.fact_task(facts.meta[["subject", "object"]].values.tolist(),
                                        model=model)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -23,11 +21,13 @@ from llmfeatures.features import (
 from llmfeatures.features import engine as engine_mod
 from llmfeatures.features.accumulators import GroupSample, GroupTopK
 from llmfeatures.features.corpus import TokenCorpus
+from tests.conftest import gpt2_stand_in
 
 # ------------------------------------------------------------------------------ planted model
 WORDS = ["alpha", "beta", "gamma", "delta", "red", "green", "blue", "cat", "dog", "runs",
          "sits", "the", "a", "and"]
 DETECTED = ["alpha", "red", "cat", "runs"]  # latent j detects DETECTED[j]
+
 
 
 @pytest.fixture(scope="module")
@@ -371,21 +371,14 @@ def test_harvest_on_a_gpt2_stand_in(no_network, tmp_path, monkeypatch) -> None:
     """The Colab path (GPT-2 small + its SAE on texts) on a locally built stand-in."""
     from sae_lens import StandardSAE, StandardSAEConfig
     from sae_lens.saes.sae import SAEMetadata
-    from transformers import GPT2Config, GPT2LMHeadModel
 
-    from llmfeatures.loaders import load_model
     from llmfeatures.organism.tokenizer import train_tokenizer
 
     monkeypatch.setenv("LLMFEATURES_HOME", str(tmp_path))
     texts = [f"the {a} sat on the {b} while the {c} ran" for a in ("cat", "dog", "fox")
              for b in ("mat", "log", "rug") for c in ("boy", "girl")] * 3
     tok = train_tokenizer(texts, vocab_size=300)
-    torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tok),
-                                    n_positions=64)).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = load_model("gpt2-small", hf_model=hf, tokenizer=tok, device="cpu")
+    model = gpt2_stand_in(tok, n_head=2, n_positions=64)
     sae = StandardSAE(StandardSAEConfig(d_in=32, d_sae=64,
                                         metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post")))
     stats = harvest_texts(model, texts, saes={1: sae}, config=StatsConfig(block_size=4, threshold=0.3),

@@ -3,7 +3,6 @@ the null tests, the block winners, the exercise checks, the organism and the Col
 
 from __future__ import annotations
 
-import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -33,7 +32,7 @@ from llmfeatures.lobes import (
     spectral_lobes,
     winning_lobes,
 )
-from tests.test_features import no_network  # noqa: F401 - the offline fixture
+from tests.conftest import gpt2_stand_in
 
 
 # ------------------------------------------------------------------------------ planted data
@@ -301,9 +300,7 @@ def test_harvest_lobes_on_a_stand_in(tmp_path, monkeypatch) -> None:
     """The Gemma path (a TransformerLens model, its SAE, texts with domains) on a GPT-2 stand-in."""
     from sae_lens import StandardSAE, StandardSAEConfig
     from sae_lens.saes.sae import SAEMetadata
-    from transformers import GPT2Config, GPT2LMHeadModel
 
-    from llmfeatures.loaders import load_model
     from llmfeatures.lobes import harvest_lobes
     from llmfeatures.organism.tokenizer import train_tokenizer
 
@@ -313,12 +310,7 @@ def test_harvest_lobes_on_a_stand_in(tmp_path, monkeypatch) -> None:
              for b in ("park", "shop") for c in ("bird", "tree")]
     texts, domains = code + prose, ["code"] * len(code) + ["prose"] * len(prose)
     tok = train_tokenizer(texts, vocab_size=300)
-    torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tok),
-                                    n_positions=64)).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = load_model("gpt2-small", hf_model=hf, tokenizer=tok, device="cpu")
+    model = gpt2_stand_in(tok, n_head=2, n_positions=64)
     sae = StandardSAE(StandardSAEConfig(d_in=32, d_sae=48,
                                         metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post")))
     stats = harvest_lobes(model, sae, 1, texts, domains, block_size=4, threshold=0.01,
