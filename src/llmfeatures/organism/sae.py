@@ -15,6 +15,7 @@ mean L0 and the share of dead latents on held-out activations.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -146,12 +147,31 @@ def train_sae(
         verbose=False,
     )
     torch.manual_seed(seed)
-    with _keep_signal_handlers():
-        runner = sae_lens.LanguageModelSAETrainingRunner(
-            runner_cfg, override_model=model, override_dataset=ds
-        )
-        trained = runner.run()
-    return _to_inference(trained)
+    sae_logger = logging.getLogger("sae_lens")
+    level = sae_logger.level
+    with _keep_signal_handlers(), warnings.catch_warnings():
+        # sae-lens's notes on what this call does on purpose (an in-memory model and dataset,
+        # a small corpus read for several epochs, a model built without from_pretrained): true,
+        # expected, and noise in a notebook that happens to build the organism first
+        for message in _EXPECTED_SAE_LENS_NOTES:
+            warnings.filterwarnings("ignore", message=message)
+        sae_logger.setLevel(logging.ERROR)  # "You just passed in a model/dataset ..."
+        try:
+            runner = sae_lens.LanguageModelSAETrainingRunner(
+                runner_cfg, override_model=model, override_dataset=ds
+            )
+            trained = runner.run()
+            return _to_inference(trained)
+        finally:
+            sae_logger.setLevel(level)
+
+
+_EXPECTED_SAE_LENS_NOTES = (
+    r"The training dataset contains fewer samples",
+    r"All samples in the training dataset have been exhausted",
+    r"To copy construct from a tensor",
+    r"(?s).*non-empty model_from_pretrained_kwargs",
+)
 
 
 def _to_inference(trained) -> SAE:
