@@ -129,13 +129,16 @@ class _SiteAccumulator:
         ``gids [n]`` are the tokens' global ids, ``codes`` their label codes; ``dense_sum [U]``
         is the sum over all tokens when activations can be negative (else the firing sum).
         """
-        U = self.n
         self.n_tokens += n
-        self.sum += (dense_sum.double() if dense_sum is not None
-                     else torch.bincount(u, weights=vals.double(), minlength=U))
-        self.fire += torch.bincount(u, minlength=U)
+        # counts are added in place at the firing entries (no [U * slots] temporaries)
+        if dense_sum is not None:
+            self.sum += dense_sum.double()
+        else:
+            self.sum.index_add_(0, u, vals.double())
+        ones = torch.ones_like(u)
+        self.fire.index_add_(0, u, ones)
         slot = bin_index(vals, *self.cfg.hist_range, self.cfg.n_bins)
-        self.hist += torch.bincount(u * self.slots + slot, minlength=U * self.slots)
+        self.hist.index_add_(0, u * self.slots + slot, ones)
         g = gids[t]
         self.top.update(u, vals, g)
         if self.bands is not None:
@@ -143,7 +146,7 @@ class _SiteAccumulator:
         for kind, size in self.label_sizes.items():
             ct = codes[kind][t]
             ok = ct >= 0
-            self.labels[kind] += torch.bincount(u[ok] * size + ct[ok], minlength=U * size)
+            self.labels[kind].index_add_(0, u[ok] * size + ct[ok], ones[ok])
 
     def result(self) -> SiteStats:
         cpu = lambda x: x.detach().cpu().numpy()  # noqa: E731
