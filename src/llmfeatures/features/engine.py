@@ -259,7 +259,10 @@ def sparse_encode(sae, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
     if isinstance(act, TopK) and not act.use_sparse_activations:
         act.use_sparse_activations = True
         try:
-            out = sae.encode(x)
+            # opting out explicitly (sae-lens builds a valid COO tensor) also keeps torch from
+            # warning that the checks are off
+            with torch.sparse.check_sparse_tensor_invariants(enable=False):
+                out = sae.encode(x)
         finally:
             act.use_sparse_activations = False
         idx, vals = out._indices(), out._values().float()
