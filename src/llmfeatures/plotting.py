@@ -12,6 +12,7 @@ its 10-point text stays about 13 px high.  ``tests/test_browser.py`` measures th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -57,6 +58,41 @@ def book_style(func: F) -> F:
             plt.rcParams.update(saved)
 
     return wrapper  # type: ignore[return-value]
+
+
+def fit_column(func: F) -> F:
+    """Decorator for a function that draws a figure: :func:`book_style`, and a figure wider than
+    :data:`MAX_WIDTH` is scaled down to it (height in proportion) and laid out again, so the page
+    shows it near full size and its text stays readable."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        out = book_style(func)(*args, **kwargs)
+        fig = getattr(out, "figure", None) if not isinstance(out, plt.Figure) else out
+        if fig is None and isinstance(out, tuple | list):
+            fig = next((getattr(o, "figure", o) for o in out
+                        if isinstance(getattr(o, "figure", o), plt.Figure)), None)
+        if not isinstance(fig, plt.Figure) and plt.get_fignums():
+            fig = plt.gcf()
+        if isinstance(fig, plt.Figure):
+            w, h = fig.get_size_inches()
+            if w > MAX_WIDTH:
+                fig.set_size_inches(MAX_WIDTH, h * MAX_WIDTH / w)
+                if not fig.get_constrained_layout():
+                    with contextlib.suppress(Exception):
+                        fig.tight_layout()
+        return out
+
+    return wrapper  # type: ignore[return-value]
+
+
+def fit_module_figures(namespace: dict) -> None:
+    """Apply :func:`fit_column` to every ``plot_*`` function defined in a module's namespace
+    (call at the end of a chapter's ``plots`` module with ``globals()``)."""
+    for name, obj in list(namespace.items()):
+        if name.startswith("plot_") and callable(obj) and getattr(obj, "__module__", None) == \
+                namespace.get("__name__"):
+            namespace[name] = fit_column(obj)
 
 
 def _to_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:

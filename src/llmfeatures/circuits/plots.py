@@ -12,7 +12,7 @@ from matplotlib.colors import LogNorm
 from llmfeatures.circuits.ablation import PatchingResult
 from llmfeatures.circuits.heads import HeadScores
 from llmfeatures.circuits.lens import DLAResult
-from llmfeatures.plotting import plot_attention_pattern, plot_heatmap
+from llmfeatures.plotting import fit_module_figures, plot_attention_pattern, plot_heatmap
 
 
 def _tok(t: str) -> str:
@@ -273,3 +273,7 @@ __all__ = [
     "plot_patterns",
     "plot_write_norms",
 ]
+
+
+# every figure of this chapter fits the book's text column (see llmfeatures.plotting.fit_column)
+fit_module_figures(globals())

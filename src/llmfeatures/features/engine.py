@@ -171,7 +171,8 @@ class _SiteAccumulator:
 
 
 class _CoocAccumulator:
-    """Block co-occurrence counts of one SAE: ``counts += B^T B`` per batch."""
+    """Block co-occurrence counts of one SAE: ``counts += B^T B`` per batch (as a matrix product
+    when blocks have many latents on, as a sum over the pairs in each block when they have few)."""
 
     FLUSH_AT = 2**24  # float32 holds every integer below this exactly
 
@@ -197,17 +198,34 @@ class _CoocAccumulator:
                n_blocks: int, block_doc: torch.Tensor) -> None:
         """Firing entries (token ``t``, unit ``u``, activation ``vals``); ``block [n]`` the block
         (0..n_blocks-1) of each token of the batch."""
+        U = len(self.n_on)
         on_entry = vals > self.cfg.threshold
-        on = torch.zeros(n_blocks, len(self.n_on), device=vals.device)
-        on[block[t[on_entry]], u[on_entry]] = 1.0
+        # the (block, latent) pairs that are on, each once, sorted by block
+        key = torch.unique(block[t[on_entry]] * U + u[on_entry])
+        r, units = key // U, key % U
         if self.partial_blocks + n_blocks >= self.FLUSH_AT:
             self._flush()
-        self.partial.addmm_(on.T, on)
+        sizes = torch.bincount(r, minlength=n_blocks)
+        n_pairs = int((sizes * sizes).sum())
+        if n_pairs * 64 < n_blocks * U * U:
+            # sparse blocks: add 1 for every pair of latents on in the same block (sum of m_b^2
+            # pairs) instead of a dense [U, n_blocks] x [n_blocks, U] product
+            m = sizes[r]
+            first = torch.repeat_interleave(torch.arange(len(r), device=r.device), m)
+            start_in_pairs = torch.cumsum(m, 0) - m
+            k = torch.arange(n_pairs, device=r.device) - torch.repeat_interleave(start_in_pairs, m)
+            block_start = torch.cumsum(sizes, 0) - sizes
+            second = block_start[r[first]] + k
+            flat = units[first] * U + units[second]
+            self.partial.view(-1).index_add_(0, flat, torch.ones(n_pairs, device=r.device))
+        else:
+            on = torch.zeros(n_blocks, U, device=vals.device)
+            on[r, units] = 1.0
+            self.partial.addmm_(on.T, on)
         self.partial_blocks += n_blocks
-        self.n_on += on.sum(0).long()
+        self.n_on.index_add_(0, units, torch.ones_like(units))
         self.n_blocks += n_blocks
         if self.cfg.keep_blocks:
-            r, units = on.nonzero(as_tuple=True)
             ptr = torch.searchsorted(r, torch.arange(n_blocks + 1, device=r.device))
             self.kept.append((block_doc.cpu().numpy(), ptr.cpu().numpy(), units.cpu().numpy()))
 

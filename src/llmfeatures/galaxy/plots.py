@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
 from llmfeatures.galaxy.analysis import PAPER_ALPHA, PAPER_N_LAYERS, PAPER_NEGENTROPY, Galaxy
+from llmfeatures.plotting import fit_module_figures
 
 COLORS = {
     "SAE decoder": "tab:blue",
@@ -147,3 +148,7 @@ def plot_principal_components(gal: Galaxy, color: dict[int, np.ndarray] | None =
         fig.colorbar(sc, ax=axes, shrink=0.5, label=f"{color_label} (log scale)", pad=0.02)
         axes[0, 2].legend(loc="upper right", fontsize=8, markerscale=3)
     return fig
+
+
+# every figure of this chapter fits the book's text column (see llmfeatures.plotting.fit_column)
+fit_module_figures(globals())

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from llmfeatures.lobes.affinity import AFFINITY_LABELS
 from llmfeatures.lobes.analysis import GEOMETRY, LobeResult
+from llmfeatures.plotting import fit_module_figures
 
 STYLE = {  # one colour and marker per affinity, the same in every figure
     "simple_matching": ("tab:gray", "v"),
@@ -199,3 +200,7 @@ def plot_sensitivity(grid: pd.DataFrame, affinity: str, k: int) -> Figure:
     fig.tight_layout()
     return fig
 
+
+
+# every figure of this chapter fits the book's text column (see llmfeatures.plotting.fit_column)
+fit_module_figures(globals())
