@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -79,7 +80,9 @@ def fit_column(func: F) -> F:
             if w > MAX_WIDTH:
                 fig.set_size_inches(MAX_WIDTH, h * MAX_WIDTH / w)
                 if not fig.get_constrained_layout():
-                    with contextlib.suppress(Exception):
+                    # colour-bar axes are not tight_layout's kind: lay out the rest, quietly
+                    with warnings.catch_warnings(), contextlib.suppress(Exception):
+                        warnings.simplefilter("ignore")
                         fig.tight_layout()
         return out
 
