@@ -175,6 +175,7 @@ class _CoocAccumulator:
     when blocks have many latents on, as a sum over the pairs in each block when they have few)."""
 
     FLUSH_AT = 2**24  # float32 holds every integer below this exactly
+    MAX_PAIRS = 2**18  # above this many pairs a batch uses the matrix product (bounded memory)
 
     def __init__(self, layer: int, n_units: int, cfg: StatsConfig, block_size: int,
                  device: torch.device):
@@ -207,7 +208,7 @@ class _CoocAccumulator:
             self._flush()
         sizes = torch.bincount(r, minlength=n_blocks)
         n_pairs = int((sizes * sizes).sum())
-        if n_pairs * 64 < n_blocks * U * U:
+        if n_pairs <= self.MAX_PAIRS and n_pairs * 64 < n_blocks * U * U:
             # sparse blocks: add 1 for every pair of latents on in the same block (sum of m_b^2
             # pairs) instead of a dense [U, n_blocks] x [n_blocks, U] product
             m = sizes[r]
