@@ -76,9 +76,17 @@ def fit_column(func: F) -> F:
         if not isinstance(fig, plt.Figure) and plt.get_fignums():
             fig = plt.gcf()
         if isinstance(fig, plt.Figure):
-            w, h = fig.get_size_inches()
-            if w > MAX_WIDTH:
-                fig.set_size_inches(MAX_WIDTH, h * MAX_WIDTH / w)
+            # the page shows the figure's tight bounding box (legends and labels outside the
+            # axes included), so that is what must fit; two rounds settle the layout
+            for _ in range(2):
+                w, h = fig.get_size_inches()
+                with contextlib.suppress(Exception):
+                    w_shown = fig.get_tightbbox(fig.canvas.get_renderer()).width
+                    w_shown = max(w_shown, w) if w > MAX_WIDTH else w_shown
+                if w_shown <= MAX_WIDTH:
+                    break
+                scale = MAX_WIDTH / w_shown
+                fig.set_size_inches(w * scale, h * scale)
                 if not fig.get_constrained_layout():
                     # colour-bar axes are not tight_layout's kind: lay out the rest, quietly
                     with warnings.catch_warnings(), contextlib.suppress(Exception):
