@@ -283,7 +283,8 @@ def test_sae_width_mismatch_is_a_clear_error(tmp_path):
 
 
 def test_bad_layer_is_a_clear_error():
-    with pytest.raises(ValueError, match="layers 0..1"):
+    last = ORGANISM_PRESETS[SCALE].model.n_layers - 1
+    with pytest.raises(ValueError, match=f"layers 0..{last}"):
         organism_sae(7, SCALE)
 
 

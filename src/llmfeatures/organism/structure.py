@@ -103,3 +103,37 @@ def structure_figures(scale: str | None = None, n_shuffles: int = 50,
             "lobes": lobes, "checks": checks,
             "n_parallel": int((par.gap >= STRUCTURE_BARS["parallel_gap"]).sum()),
             "mean_gap": float(np.mean(par.gap))}
+
+
+def _plot_structure(parallel: pd.DataFrame, length: pd.DataFrame, layer: int):
+    """Left: per relation, the mean cosine of true-pair and shuffled-pair difference vectors at
+    ``layer``; right: |r| of PC1 vs length difference per layer, with the permutation null's 95th
+    percentile."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), width_ratios=(1.4, 1))
+    y = np.arange(len(parallel))
+    a.barh(y + 0.2, parallel["within"], height=0.4, color="#1f77b4", label="true pairs")
+    a.barh(y - 0.2, parallel["shuffled"], height=0.4, xerr=parallel["shuffled_sd"],
+           color="#bbbbbb", label="shuffled pairs (mean, sd)")
+    a.set_yticks(y, [r.replace("_", " ") for r in parallel["relation"]])
+    a.invert_yaxis()
+    a.set(xlabel="mean cosine between difference vectors",
+          title=f"Parallelism at layer {layer} (words alone)")
+    a.legend(loc="lower right", fontsize=8)
+    x = length.index.to_numpy()
+    b.plot(x, length["abs_r"], "o-", color="#d62728", label="|r|, PC1 vs length difference")
+    b.plot(x, length["null_q95"], "--", color="#555555", label="permutation null, 95th pct")
+    b.set_xticks(x, ["emb" if L < 0 else str(L) for L in x])
+    b.set(xlabel="layer (resid_post; emb = embeddings)", ylabel="|Pearson r|", ylim=(0, 1),
+          title="The word-length distractor")
+    b.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_structure(parallel: pd.DataFrame, length: pd.DataFrame, layer: int):
+    """The figure of :func:`structure_figures`' two word-level tables, sized for the book."""
+    from llmfeatures.plotting import fit_column
+
+    return fit_column(_plot_structure)(parallel, length, layer)
