@@ -279,10 +279,8 @@ def test_exercise_checks_accept_right_and_reject_wrong_answers() -> None:
 # ------------------------------------------------------------------------------ the organism
 @pytest.mark.slow
 def test_lobes_on_the_ci_organism() -> None:
-    from llmfeatures.loaders import load_sae
+    from llmfeatures.loaders import load_sae, load_world
     from llmfeatures.lobes import lobe_stats, middle_layer, sensitivity_grid
-
-    from llmfeatures.loaders import load_world
 
     n_domains = len(load_world(scale="ci").domains)  # the grid's k
     cfg = lobe_config("ci", ks=(2, n_domains), n_permutations=30, n_random=4,
