@@ -86,7 +86,7 @@ class LobeConfig:
 
 LOBE_PRESETS: dict[str, LobeConfig] = {
     # ci: the organism has 3 layers, 512 latents and a 100-document validation split
-    "ci": LobeConfig(ks=(2, 3, 4, 6), n_permutations=30, n_random=5, grid_block_sizes=(16, 32),
+    "ci": LobeConfig(ks=(2, 3, 4, 8), n_permutations=30, n_random=5, grid_block_sizes=(16, 32),
                      grid_thresholds=(1.0, 2.0), grid_max_docs=None),
     # book: 6 layers, 4096 latents on the middle layer, 2400 validation documents (~230k tokens)
     "book": LobeConfig(),
