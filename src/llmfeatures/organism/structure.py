@@ -120,7 +120,7 @@ def _plot_structure(parallel: pd.DataFrame, length: pd.DataFrame, layer: int):
     a.invert_yaxis()
     a.set(xlabel="mean cosine between difference vectors",
           title=f"Parallelism at layer {layer} (words alone)")
-    a.legend(loc="lower right", fontsize=8)
+    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
     x = length.index.to_numpy()
     b.plot(x, length["abs_r"], "o-", color="#d62728", label="|r|, PC1 vs length difference")
     b.plot(x, length["null_q95"], "--", color="#555555", label="permutation null, 95th pct")
