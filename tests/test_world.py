@@ -419,3 +419,28 @@ def test_word_game_states_lengths_and_varies_them(world: World) -> None:
     for longer, shorter in re.findall(r"The word (\w+) is longer than the word (\w+)\.", game):
         assert len(longer) > len(shorter)
     assert len({len(w) for w, _ in counts}) >= 6
+
+
+def test_echo_sentences_follow_a_word_with_its_attribute(world: World) -> None:
+    """Echo sentences put a follower of the word's attribute right after the word, so the
+    attribute must be carried at the word itself; the word-game lists put its length there."""
+    from llmfeatures.organism import vocab
+
+    text = " ".join(world.texts("train"))
+    lex = world.lexicon.set_index("word")
+    follower_of = {f: a for a, fs in vocab.ATTRIBUTE_FOLLOWERS.items() for f in fs}
+    pattern = r"(?:^|\. |The |They |the )(\w+) (" + "|".join(follower_of) + r")\b"
+    found = re.findall(pattern, text)
+    assert len(found) > 500
+    checked = 0
+    for word, follower in found:
+        if word in lex.index and lex.loc[word, "attribute"] is not None:
+            assert lex.loc[word, "attribute"] == follower_of[follower], (word, follower)
+            checked += 1
+    assert checked > 0.9 * len(found)
+    numbers = vocab.NUMBER_WORDS
+    lists = re.findall(r"Lengths: ([^.]+)\.", text)
+    assert len(lists) > 20
+    for item in ", ".join(lists).split(", "):
+        w, n = item.split(" ")
+        assert numbers.index(n) == len(w)

@@ -26,7 +26,12 @@ a worked-step label or a code comment.  Few-shot documents belong to the group o
 Shared attributes (:mod:`llmfeatures.organism.vocab`): the encyclopedia has articles on each
 region, field and word class, one sentence per member word in a shuffled order ("Rome is a
 western city.", "The word geese is a word of animals."), so both members of a relation pair are
-described with the same attribute word, but the pair itself is never stated there.
+described with the same attribute word, but the pair itself is never stated there.  *Echo
+sentences* ("Oslo froze again.", "The nurse healed all day."), sprinkled into narratives and at the
+end of encyclopedia articles about other things, put a follower of the word's attribute right
+after the word, so predicting the next token needs the attribute at the word itself.  In the same
+way the word game's length lists ("Lengths: Paris five, Rome four.") put a word's length right
+after it.
 
 Every generator takes a ``random.Random`` and returns ``(text, meta)`` where ``meta`` is the ground
 truth (subject, gender) of the document.  Additions listed in ``Corpus.heldout_additions`` never
@@ -177,8 +182,44 @@ class Corpus:
                     f"The word {w} is a word of {k}." for w in (x, y))
         self._attribute_members = members
         self._attribute_turn = dict.fromkeys(members, 0)
+        self._echo = self._echo_table()
+        self._echo_words = sorted(self._echo)
         game = {w for pairs in rel.values() for pair in pairs for w in pair}
         self._game_words = sorted(w for w in game if w.isalpha() and len(w) < len(vocab.NUMBER_WORDS))
+
+    # ----------------------------------------------------------------- echo sentences
+    def _echo_table(self) -> dict[str, tuple[str, str]]:
+        """``{word: (template, attribute)}`` for every word with a stated attribute; the template
+        puts the word right before one of its attribute's followers (``{w}``, ``{f}``)."""
+        table: dict[str, tuple[str, str]] = {}
+        for c in self.facts.countries:
+            table[c.name] = ("{w} {f} {t}.", c.region)
+        for capital, region in CAPITAL_REGION.items():
+            table[capital] = ("{w} {f} {t}.", region)
+        for language, region in LANGUAGE_REGION.items():
+            table[language] = ("{w} {f} {t}.", region)
+        for p in self.facts.people:
+            table[p.name] = ("{w} {f} {t}.", p.field)
+        for f in vocab.FIELDS:
+            for w in (*vocab.FIELD_OCCUPATIONS[f], *vocab.FIELD_INSTRUMENTS[f]):
+                table[w] = ("The {w} {f} {t}.", f)
+            for w in vocab.FIELD_SPORTS[f]:
+                table[w] = ("{W} {f} {t}.", f)
+        kinds = {"singular_plural": "The {w} {f} {t}.", "male_female": "The {w} {f} {t}.",
+                 "present_past": "They {w} {f}.", "adjective_comparative": "It was the {w} {f}."}
+        for name, template in kinds.items():
+            for x, y in self._relations[name]:
+                for w in (x, y):
+                    table.setdefault(w, (template, vocab.WORD_CLASS[name][x]))
+        return table
+
+    def echo(self, rng: random.Random, word: str | None = None) -> str:
+        """An echo sentence: ``word`` (default: a random one) followed at once by a follower of
+        its attribute, e.g. ``"Oslo froze again."``."""
+        word = word if word is not None else rng.choice(self._echo_words)
+        template, attribute = self._echo[word]
+        follower = rng.choice(vocab.ATTRIBUTE_FOLLOWERS[attribute])
+        return template.format(w=word, W=_cap(word), f=follower, t=rng.choice(vocab.ECHO_TAILS))
 
     # ----------------------------------------------------------------- helpers
     def addition_pair(self, rng: random.Random) -> tuple[int, int]:
@@ -254,6 +295,8 @@ class Corpus:
             sent = body()
             if sent not in sents:
                 sents.append(sent)
+        for _ in range(rng.randint(2, 4)):  # the world around the story (echo sentences)
+            sents.insert(rng.randint(1, len(sents)), self.echo(rng))
         if occ is not None and rng.random() < 0.5:
             sents.append(f"{named} worked as a {occ} for many years.")
         sents.append(rng.choice((
@@ -272,7 +315,13 @@ class Corpus:
         return ents
 
     def encyclopedia(self, rng: random.Random) -> tuple[str, dict]:
-        """An article about one entity (round-robin) or a list of facts of one relation."""
+        """An article about one entity (round-robin) or a list of facts of one relation, with one
+        or two echo sentences of random words ("See also: ...") at the end."""
+        text, meta = self._encyclopedia(rng)
+        echoes = " ".join(self.echo(rng) for _ in range(rng.randint(1, 2)))
+        return f"{text} See also: {echoes}", meta
+
+    def _encyclopedia(self, rng: random.Random) -> tuple[str, dict]:
         if rng.random() < 0.4:
             relation = rng.choice(RELATION_NAMES)
             pairs = rng.sample(self._relations[relation], rng.randint(5, 9))
@@ -393,8 +442,12 @@ class Corpus:
         for _ in range(rng.randint(5, 9)):
             w = rng.choice(words)
             n = vocab.NUMBER_WORDS[len(w)]
-            k = rng.randrange(5)
-            if k == 0:
+            k = rng.randrange(7)
+            if k >= 5:  # a list in which every word is followed at once by its length
+                group = [rng.choice(words) for _ in range(rng.randint(3, 5))]
+                sents.append("Lengths: " + ", ".join(
+                    f"{v} {vocab.NUMBER_WORDS[len(v)]}" for v in group) + ".")
+            elif k == 0:
                 sents.append(f"The word {w} has {n} letters.")
             elif k == 1:
                 sents.append(f"{w} is spelled {'-'.join(w)}, {n} letters.")

@@ -53,7 +53,7 @@ from llmfeatures.organism.train import (
     train_model,
 )
 
-ORGANISM_VERSION = 2  # 2: second generation (attributes, word game, formal/prose groups)
+ORGANISM_VERSION = 3  # 2: second generation (attributes, word game, formal/prose groups); 3: echoes
 STAGE_VERSIONS: dict[str, int] = {"eval": 1}  # stages not listed are at version 1
 
 
@@ -109,14 +109,14 @@ ORGANISM_PRESETS: dict[str, OrganismConfig] = {
     "book": OrganismConfig(
         vocab_size=2048,
         model=ModelConfig(n_layers=6, d_model=128, n_heads=4, d_mlp=512, n_ctx=128),
-        train=TrainConfig(n_steps=1100, batch_size=24, lr=2e-3, eval_every=100),
-        sae=SAETrainConfig(expansion=8, architecture="topk", k=16, training_tokens=600_000,
+        train=TrainConfig(n_steps=1000, batch_size=24, lr=2e-3, eval_every=100),
+        sae=SAETrainConfig(expansion=8, architecture="topk", k=16, training_tokens=700_000,
                            batch_tokens=2048, lr=2e-3, dead_window=50),
         # the lobes of chapter 4 show in the decoder geometry only with a wide SAE (measured:
         # AMI 0.02-0.04 with 1024 latents, 0.22 with 4096); a wide SAE needs more tokens to
         # keep its latents alive
         middle_sae=SAETrainConfig(expansion=32, architecture="topk", k=16,
-                                  training_tokens=1_600_000, batch_tokens=2048, lr=2e-3,
+                                  training_tokens=1_500_000, batch_tokens=2048, lr=2e-3,
                                   dead_window=50),
     ),
     "gpu": OrganismConfig(

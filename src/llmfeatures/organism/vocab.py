@@ -293,3 +293,25 @@ def length_class(word: str) -> str:
     """``"short"`` (at most 4 letters), ``"medium"`` (5-7) or ``"long"`` (8 or more)."""
     n = len(word)
     return "short" if n <= 4 else "medium" if n <= 7 else "long"
+
+# "Echo" sentences: a word followed at once by a verb (or noun) that depends only on the word's
+# attribute ("Oslo froze again.", "Norway shivered all day.").  Predicting the next token then
+# requires the attribute AT the word itself, which is where chapter 3 reads a word's
+# representation; both members of a pair get the same followers.
+ATTRIBUTE_FOLLOWERS: dict[str, tuple[str, ...]] = {
+    "western": ("gleamed", "bustled"), "northern": ("froze", "shivered"),
+    "eastern": ("rumbled", "stirred"), "asian": ("bloomed", "glowed"),
+    "southern": ("baked", "sweltered"),
+    "arts": ("sketched", "mused"), "care": ("healed", "soothed"),
+    "crafts": ("hammered", "carved"), "service": ("served", "guarded"),
+    "animals": ("slept", "grazed"), "plants": ("ripened", "sprouted"),
+    "places": ("loomed", "towered"), "objects": ("rattled", "clattered"),
+    "bodies": ("ached", "throbbed"),
+    "motion": ("away", "onward"), "thought": ("deeply", "inwardly"),
+    "making": ("neatly", "skilfully"), "getting": ("back", "greedily"),
+    "family": ("hugged", "cuddled"), "royalty": ("ruled", "reigned"),
+    "work": ("laboured", "toiled"), "beasts": ("roared", "prowled"),
+    "size": ("crate", "tower"), "time": ("morning", "season"),
+    "weather": ("breeze", "sky"), "mood": ("guest", "crowd"),
+}
+ECHO_TAILS: tuple[str, ...] = ("again", "all day", "as always", "that year", "once more")
