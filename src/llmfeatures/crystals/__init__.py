@@ -1,8 +1,35 @@
 """Chapter 3: crystals (parallelograms of related words), their distractors, and LDA.
 
-Layer convention: layer ``L`` is ``blocks.L.hook_resid_post``; ``-1`` is the embeddings.
+- :mod:`llmfeatures.crystals.geometry`: word representations (the word alone), difference vectors,
+  parallelism against shuffled pairs, PC1 and the word-length distractor;
+- :mod:`llmfeatures.crystals.context`: word representations averaged over corpus contexts that do
+  not state the relation;
+- :mod:`llmfeatures.crystals.lda`: LDA swept over its number of components, always scored by
+  silhouette on held-out pairs, with the permuted-label null;
+- :mod:`llmfeatures.crystals.quads`: parallelograms and trapezoids;
+- :mod:`llmfeatures.crystals.search`: the crystal search among SAE decoder vectors, without
+  relation labels, scored against planted pairs beside a shuffled-decoder control;
+- :mod:`llmfeatures.crystals.analysis`: everything on the organism (:func:`organism_crystals`);
+- :mod:`llmfeatures.crystals.gemma`: the paper-scale path (Gemma-2-2b, Gemma Scope);
+- :mod:`llmfeatures.crystals.plots` and :mod:`llmfeatures.crystals.exercises`.
+
+Layer convention: layer ``L`` is ``blocks.L.hook_resid_post``; ``-1`` is the embeddings
+(``blocks.0.hook_resid_pre``).
 """
 
+from llmfeatures.crystals.analysis import (
+    CrystalConfig,
+    Crystals,
+    crystal_config,
+    distractor_table,
+    organism_crystals,
+    token_counts,
+)
+from llmfeatures.crystals.context import (
+    ContextRepresentations,
+    context_representations,
+    pair_partners,
+)
 from llmfeatures.crystals.geometry import (
     DistractorTest,
     first_component,
@@ -12,13 +39,32 @@ from llmfeatures.crystals.geometry import (
     parallelism,
     word_representations,
 )
+from llmfeatures.crystals.lda import LDASweep, heldout_split, lda_projection, lda_sweep
+from llmfeatures.crystals.quads import (
+    MIN_COSINE,
+    MIN_RATIO,
+    Quadrilateral,
+    quadrilateral,
+    shape_table,
+)
+from llmfeatures.crystals.search import (
+    CrystalSearch,
+    crystal_search,
+    planted_quadrilaterals,
+    score_search,
+    search_against_control,
+    shuffled_decoder,
+    strongest_features,
+    word_features,
+)
 
 __all__ = [
-    "DistractorTest",
-    "first_component",
-    "length_distractor",
-    "mean_pairwise_cosine",
-    "pair_representations",
-    "parallelism",
+    "MIN_COSINE", "MIN_RATIO", "ContextRepresentations", "CrystalConfig", "CrystalSearch",
+    "Crystals", "DistractorTest", "LDASweep", "Quadrilateral", "context_representations",
+    "crystal_config", "crystal_search", "distractor_table", "first_component", "heldout_split",
+    "lda_projection", "lda_sweep", "length_distractor", "mean_pairwise_cosine",
+    "organism_crystals", "pair_partners", "pair_representations", "parallelism",
+    "planted_quadrilaterals", "quadrilateral", "score_search", "search_against_control",
+    "shape_table", "shuffled_decoder", "strongest_features", "token_counts", "word_features",
     "word_representations",
 ]

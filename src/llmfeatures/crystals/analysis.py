@@ -1,0 +1,197 @@
+"""Chapter 3 on the organism: every measurement of the chapter in one call.
+
+:func:`organism_crystals` represents the words of every relation pair of the organism's world
+(alone, and averaged over corpus contexts that do not contain the partner word) at the embeddings
+and every layer, and measures: the word-length distractor per layer (PC1 against the difference in
+characters and in tokens, with permutation nulls); the parallelogram and trapezoid shapes at the
+middle layer; LDA on held-out pairs at the embeddings and the middle layer, swept over the number
+of components, with the permuted-label null; and the crystal search among the middle-layer SAE's
+decoder vectors, scored against the planted pairs beside a shuffled-decoder control.
+
+The paper's layers 0 and 12 of Gemma-2-2b are Hugging Face ``hidden_states[0]`` (the embeddings)
+and ``hidden_states[12]`` (after 12 of 26 blocks); here the embeddings are layer ``-1``
+(``blocks.0.hook_resid_pre``) and the middle layer ``n_layers // 2`` is
+``blocks.{n_layers // 2}.hook_resid_post``, where the organism's widest SAE sits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from llmfeatures.config import pick
+
+
+@dataclass(frozen=True)
+class CrystalConfig:
+    """Settings of the chapter's measurements.
+
+    LDA: ``n_splits`` stratified held-out splits of ``test_size``; ``shrinkage`` of the
+    within-class covariance (``None``: plain LDA as the reference, ``"auto"``: Ledoit-Wolf).
+    Distractor: ``n_permutations`` of the null.  Contexts: up to ``n_contexts`` windows of
+    ``window`` tokens per word from the documents of ``context_splits`` (at most
+    ``context_docs`` documents).  Search: ``min_cosine``/``min_ratio`` thresholds, precision at
+    ``ks``, ``n_controls`` shuffled decoders."""
+
+    n_splits: int = 5
+    test_size: float = 0.5
+    shrinkage: float | str | None = "auto"
+    n_permutations: int = 500
+    n_shuffles: int = 20
+    n_contexts: int = 16
+    window: int = 32
+    context_splits: tuple[str, ...] = ("val", "train")
+    context_docs: int | None = 4000
+    min_cosine: float = 0.5
+    min_ratio: float = 0.5
+    ks: tuple[int, ...] = (10, 50, 200)
+    n_controls: int = 3
+    seed: int = 0
+
+
+PRESETS: dict[str, CrystalConfig] = {
+    "ci": CrystalConfig(n_splits=3, n_permutations=200, n_shuffles=10, n_contexts=8,
+                        context_docs=1500, n_controls=2),
+    "book": CrystalConfig(),
+    "gpu": CrystalConfig(n_splits=10, n_contexts=32, context_docs=None),
+    "paper": CrystalConfig(n_splits=10, n_contexts=32, context_docs=None),
+}
+
+
+def crystal_config(scale: str | None = None, **overrides) -> CrystalConfig:
+    """The preset for ``scale`` (default: ``$LLMFEATURES_SCALE``), with ``overrides``."""
+    from dataclasses import replace
+
+    return replace(pick(PRESETS, scale), **overrides)
+
+
+def token_counts(tokenizer, words) -> np.ndarray:
+    """Tokens of ``" " + word`` for every word ``[n]`` (the form of :func:`word_representations`)."""
+    return np.array([len(tokenizer(" " + w, add_special_tokens=False)["input_ids"]) for w in words])
+
+
+@dataclass
+class Crystals:
+    """Everything chapter 3 measures on one model.
+
+    ``pairs``: the relation pairs (with ``input_tokens``/``output_tokens``); ``reps[kind][L]`` =
+    ``(inputs, outputs)`` ``[n_pairs, d_model]`` for ``kind`` ``"alone"``/``"context"``;
+    ``contexts``: contexts averaged per pair word (``input_contexts``, ``output_contexts`` in
+    ``pairs``); ``distractor``: one row per (kind, layer, target) with r, null_q95, p;
+    ``parallel``/``shapes``: :func:`parallelism` / :func:`shape_table` at ``middle``;
+    ``lda[(kind, L)]``: :class:`LDASweep`; ``features``: the word features of the middle SAE;
+    ``search``: :class:`CrystalSearch`; ``search_table``: its precision against the control."""
+
+    pairs: pd.DataFrame
+    layers: list[int]
+    middle: int
+    reps: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]
+    distractor: pd.DataFrame
+    parallel: pd.DataFrame
+    shapes: pd.DataFrame
+    lda: dict
+    features: pd.DataFrame
+    search: object
+    search_table: pd.DataFrame
+    config: CrystalConfig
+    extra: dict = field(default_factory=dict)
+
+    def diffs(self, kind: str = "alone", layer: int | None = None) -> np.ndarray:
+        """``outputs - inputs`` ``[n_pairs, d_model]`` (only pairs with contexts for ``"context"``)."""
+        x, y = self.reps[kind][self.middle if layer is None else layer]
+        return y - x
+
+    def relations(self, kind: str = "alone") -> np.ndarray:
+        return self.pairs.loc[self.keep(kind), "relation"].to_numpy()
+
+    def keep(self, kind: str) -> np.ndarray:
+        """Rows of ``pairs`` present in ``reps[kind]`` (context: both words seen in a context)."""
+        if kind == "alone":
+            return np.ones(len(self.pairs), bool)
+        return ((self.pairs.input_contexts > 0) & (self.pairs.output_contexts > 0)).to_numpy()
+
+
+def distractor_table(reps: dict[int, tuple[np.ndarray, np.ndarray]], pairs: pd.DataFrame,
+                     n_permutations: int, seed: int = 0) -> pd.DataFrame:
+    """Per layer and target (``chars``, ``tokens``: output minus input), PC1 of the standardised
+    differences (relation means removed) against the target with its within-relation null."""
+    from llmfeatures.crystals.geometry import length_distractor
+
+    rows = []
+    rel = pairs["relation"].to_numpy()
+    targets = {"chars": (pairs.output_chars - pairs.input_chars).to_numpy(),
+               "tokens": (pairs.output_tokens - pairs.input_tokens).to_numpy()}
+    for L, (x, y) in reps.items():
+        for name, t in targets.items():
+            if np.std(t) == 0:
+                continue
+            r = length_distractor(y - x, t, rel, n_permutations=n_permutations, seed=seed)
+            rows.append({"layer": L, "target": name, "r": r.r, "abs_r": abs(r.r),
+                         "null_q95": r.null_q95, "p": r.p, "pc1_explained": r.explained})
+    return pd.DataFrame(rows)
+
+
+def organism_crystals(scale: str | None = None, config: CrystalConfig | None = None,
+                      model=None) -> Crystals:
+    """All of chapter 3's measurements on the organism at ``scale`` (see the module docstring)."""
+    from llmfeatures.crystals.context import context_representations, pair_partners
+    from llmfeatures.crystals.geometry import parallelism, word_representations
+    from llmfeatures.crystals.lda import lda_sweep
+    from llmfeatures.crystals.quads import shape_table
+    from llmfeatures.crystals.search import search_against_control, word_features
+    from llmfeatures.features.corpus import organism_corpus
+    from llmfeatures.loaders import load_model, load_sae, load_world
+
+    cfg = config or crystal_config(scale)
+    model = model if model is not None else load_model("organism", scale=scale)
+    world = load_world(scale=scale)
+    pairs = world.relation_pairs()
+    tok = model.tokenizer
+    pairs["input_tokens"] = token_counts(tok, pairs["input"])
+    pairs["output_tokens"] = token_counts(tok, pairs["output"])
+    n_layers = model.cfg.n_layers
+    layers = [-1, *range(n_layers)]
+    middle = n_layers // 2
+    vocab = sorted(set(pairs["input"]) | set(pairs["output"]))
+    index = {w: i for i, w in enumerate(vocab)}
+    xi = pairs["input"].map(index).to_numpy()
+    yi = pairs["output"].map(index).to_numpy()
+
+    alone = word_representations(model, vocab, layers)
+    corpus = organism_corpus(world, tok, splits=cfg.context_splits, max_docs=cfg.context_docs)
+    ctx = context_representations(model, corpus, vocab, layers, n_contexts=cfg.n_contexts,
+                                  window=cfg.window, exclude=pair_partners(pairs), seed=cfg.seed)
+    pairs["input_contexts"] = ctx.counts[xi]
+    pairs["output_contexts"] = ctx.counts[yi]
+    keep = ((pairs.input_contexts > 0) & (pairs.output_contexts > 0)).to_numpy()
+    reps = {"alone": {L: (h[xi], h[yi]) for L, h in alone.items()},
+            "context": {L: (h[xi][keep], h[yi][keep]) for L, h in ctx.reps.items()}}
+
+    dist = pd.concat([distractor_table(reps["alone"], pairs, cfg.n_permutations, cfg.seed)
+                      .assign(kind="alone"),
+                      distractor_table(reps["context"], pairs[keep], cfg.n_permutations, cfg.seed)
+                      .assign(kind="context")], ignore_index=True)
+    rel = pairs["relation"].to_numpy()
+    x, y = reps["alone"][middle]
+    parallel = parallelism(x, y, rel, n_shuffles=cfg.n_shuffles, seed=cfg.seed)
+    shapes = shape_table(x, y, rel, n_shuffles=cfg.n_shuffles, seed=cfg.seed)
+    lda = {}
+    for kind, L in (("alone", -1), ("alone", middle), ("context", middle)):
+        x, y = reps[kind][L]
+        lda[(kind, L)] = lda_sweep(y - x, rel if kind == "alone" else rel[keep],
+                                   test_size=cfg.test_size, n_splits=cfg.n_splits,
+                                   shrinkage=cfg.shrinkage, seed=cfg.seed)
+    sae = load_sae("organism", middle, scale=scale, model=model)
+    feats = word_features(model, sae, vocab, middle)
+    w_dec = sae.W_dec.detach().float().cpu().numpy()[feats.feature.to_numpy()]
+    search, table = search_against_control(w_dec, feats.word.tolist(), pairs, ks=cfg.ks,
+                                           n_controls=cfg.n_controls, min_cosine=cfg.min_cosine,
+                                           min_ratio=cfg.min_ratio, seed=cfg.seed)
+    return Crystals(pairs=pairs, layers=layers, middle=middle, reps=reps, distractor=dist,
+                    parallel=parallel, shapes=shapes, lda=lda, features=feats, search=search,
+                    search_table=table, config=cfg,
+                    extra={"n_latents": int(sae.W_dec.shape[0]), "n_vocab": len(vocab),
+                           "n_layers": n_layers,
+                           "context_docs": corpus.n_docs, "vectors": w_dec})
