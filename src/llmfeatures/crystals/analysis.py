@@ -82,7 +82,9 @@ class Crystals:
     ``pairs``); ``distractor``: one row per (kind, layer, target) with r, null_q95, p;
     ``parallel``/``shapes``: :func:`parallelism` / :func:`shape_table` at ``middle``;
     ``lda[(kind, L)]``: :class:`LDASweep`; ``features``: the word features of the middle SAE;
-    ``search``: :class:`CrystalSearch`; ``search_table``: its precision against the control."""
+    ``search``: :class:`CrystalSearch`; ``search_table``: its precision against the control;
+    ``extra["decoder_parallel"]``: :func:`parallelism` of the planted pairs' decoder vectors
+    (relations with >= 3 pairs among the word features), what the search could at best find."""
 
     pairs: pd.DataFrame
     layers: list[int]
@@ -186,6 +188,13 @@ def organism_crystals(scale: str | None = None, config: CrystalConfig | None = N
     sae = load_sae("organism", middle, scale=scale, model=model)
     feats = word_features(model, sae, vocab, middle)
     w_dec = sae.W_dec.detach().float().cpu().numpy()[feats.feature.to_numpy()]
+    # the planted pairs' decoder differences against shuffled pairs: what the search could find
+    row = dict(zip(feats.word, range(len(feats))))
+    have = pairs[pairs.input.isin(row) & pairs.output.isin(row)]
+    have = have[have.groupby("relation").relation.transform("size") >= 3]
+    dec_par = parallelism(w_dec[have.input.map(row)], w_dec[have.output.map(row)],
+                          have.relation.to_numpy(), n_shuffles=cfg.n_shuffles, seed=cfg.seed) \
+        if len(have) else pd.DataFrame()
     search, table = search_against_control(w_dec, feats.word.tolist(), pairs, ks=cfg.ks,
                                            n_controls=cfg.n_controls, min_cosine=cfg.min_cosine,
                                            min_ratio=cfg.min_ratio, seed=cfg.seed)
@@ -193,5 +202,5 @@ def organism_crystals(scale: str | None = None, config: CrystalConfig | None = N
                     parallel=parallel, shapes=shapes, lda=lda, features=feats, search=search,
                     search_table=table, config=cfg,
                     extra={"n_latents": int(sae.W_dec.shape[0]), "n_vocab": len(vocab),
-                           "n_layers": n_layers,
+                           "n_layers": n_layers, "decoder_parallel": dec_par,
                            "context_docs": corpus.n_docs, "vectors": w_dec})

@@ -73,9 +73,10 @@ def _silhouette(x: np.ndarray, labels: np.ndarray) -> float:
 class LDASweep:
     """``table``: one row per ``n_components`` with ``heldout`` (mean silhouette of the held-out
     projections over the splits) and ``heldout_sd``, ``null`` (permuted training labels, same
-    scoring) and ``null_sd``, ``in_sample`` (fit and scored on the same, training, pairs) and
-    ``in_sample_null`` (fit on permuted labels and scored with those same permuted labels: the
-    trap).  ``raw``: silhouette of the held-out standardised differences before LDA (mean over
+    scoring) and ``null_sd``; ``heldout_plain``: held-out silhouette of plain LDA (no shrinkage,
+    the reference's); ``in_sample`` (plain LDA fit and scored on the same, training, pairs, as
+    the reference scores) and ``in_sample_null`` (plain LDA fit on permuted labels and scored
+    with those same permuted labels: the trap).  ``raw``: silhouette of the held-out standardised differences before LDA (mean over
     splits).  ``best``: the ``n_components`` with the highest held-out silhouette."""
 
     table: pd.DataFrame
@@ -99,7 +100,8 @@ def lda_sweep(diffs: np.ndarray, relations: Sequence[str], components: Sequence[
     ``diffs`` ``[n_pairs, d]``, ``relations`` ``[n_pairs]``.  ``components``: the counts swept
     (default ``1 .. n_relations - 1``).  Each of ``n_splits`` stratified splits
     (:func:`heldout_split`) gives a fit on the training pairs; the null permutes the training
-    labels (a fresh permutation per split)."""
+    labels (a fresh permutation per split).  ``shrinkage`` applies to ``heldout`` and ``null``;
+    the ``*_plain`` and ``in_sample*`` columns use plain LDA, as the reference."""
     from sklearn.preprocessing import StandardScaler
 
     x = np.asarray(diffs, dtype=np.float64)
@@ -112,8 +114,8 @@ def lda_sweep(diffs: np.ndarray, relations: Sequence[str], components: Sequence[
         raise ValueError(f"need >= 3 relations for a sweep of LDA components; got {k}.")
     components = list(components) if components is not None else list(range(1, k))
     rng = np.random.default_rng(seed)
-    rows: dict[int, dict[str, list[float]]] = {c: {"heldout": [], "null": [], "in_sample": [],
-                                                   "in_sample_null": []} for c in components}
+    keys = ("heldout", "null", "heldout_plain", "in_sample", "in_sample_null")
+    rows: dict[int, dict[str, list[float]]] = {c: {key: [] for key in keys} for c in components}
     raw = []
     for s in range(n_splits):
         train, test = heldout_split(rel, test_size, seed + s)
@@ -125,8 +127,11 @@ def lda_sweep(diffs: np.ndarray, relations: Sequence[str], components: Sequence[
             zn = lda_projection(x, rel, train, c, shrinkage, fit_labels=perm)
             rows[c]["heldout"].append(_silhouette(z[test], rel[test]))
             rows[c]["null"].append(_silhouette(zn[test], rel[test]))
-            rows[c]["in_sample"].append(_silhouette(z[train], rel[train]))
-            rows[c]["in_sample_null"].append(_silhouette(zn[train], perm[train]))
+            zp = lda_projection(x, rel, train, c, None)
+            zpn = lda_projection(x, rel, train, c, None, fit_labels=perm)
+            rows[c]["heldout_plain"].append(_silhouette(zp[test], rel[test]))
+            rows[c]["in_sample"].append(_silhouette(zp[train], rel[train]))
+            rows[c]["in_sample_null"].append(_silhouette(zpn[train], perm[train]))
     table = pd.DataFrame([{"n_components": c, **{key: float(np.mean(v)) for key, v in r.items()},
                            "heldout_sd": float(np.std(r["heldout"])),
                            "null_sd": float(np.std(r["null"]))} for c, r in rows.items()]
