@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from llmfeatures.crystals.lda import LDASweep, heldout_split, lda_projection
 from llmfeatures.plotting import fit_module_figures
@@ -44,10 +45,10 @@ def plot_before_after(diffs: np.ndarray, relations: Sequence[str], n_components:
     axes[0].set(xlabel="PC1", ylabel="PC2", title="before: PCA of standardised differences")
     axes[1].set(xlabel="LDA 1", ylabel="LDA 2",
                 title=f"after: LDA ({max(2, n_components)} components), first two")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center",
-               ncol=min(5, len(names)), fontsize=8, frameon=False)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(0, -0.16), ncol=min(4, len(names)),
+                   fontsize=8, frameon=False)
     fig.suptitle(title or "held-out pairs (fitted on the other half)")
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout()
     return fig
 
 
@@ -56,7 +57,12 @@ def plot_silhouette_sweep(sweeps: dict[str, LDASweep]) -> Figure:
     the permuted-label null, the raw differences' silhouette (dashed), and the in-sample trap:
     plain LDA, as the reference, fit and scored on the same pairs with their labels (dash-dot) and
     with permuted labels (dotted)."""
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(4.8 * len(sweeps), 3.9), squeeze=False)
+    fig, axes = plt.subplots(2, len(sweeps), figsize=(4.8 * len(sweeps), 5.2), squeeze=False,
+                             gridspec_kw={"height_ratios": [4, 1.4]})
+    for ax in axes[1]:
+        ax.remove()
+    key = fig.add_subplot(2, 1, 2)
+    key.axis("off")
     for ax, (name, sw) in zip(axes[0], sweeps.items()):
         t = sw.table
         k = t.index.to_numpy()
@@ -70,7 +76,9 @@ def plot_silhouette_sweep(sweeps: dict[str, LDASweep]) -> Figure:
                 label="plain LDA, permuted labels, in-sample")
         ax.axhline(sw.raw, ls="--", color="black", label="raw differences (held-out)")
         ax.set(xlabel="LDA components", ylabel="silhouette", title=name)
-    axes[0, 0].legend(fontsize=8, loc="best")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    key.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center",
+               ncol=3 if len(sweeps) > 1 else 1, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
