@@ -320,3 +320,24 @@ def test_organism_crystals_on_the_ci_organism() -> None:
     assert cr.keep("context").sum() == len(cr.diffs("context"))
     assert len(cr.features) > 20 and cr.features.feature.is_unique
     assert list(cr.search_table.index) == [f"top {k}" for k in cfg.ks] + ["all"]
+
+
+def test_leading_components_name_the_component_that_carries_the_distractor() -> None:
+    from llmfeatures.crystals import leading_components
+
+    rng = np.random.default_rng(2)
+    n, d = 240, 24
+    rel = np.repeat(["a", "b", "c"], n // 3)
+    length, other = rng.normal(size=n), rng.normal(size=n)
+    u, v = np.linalg.qr(rng.normal(size=(d, 2)))[0].T
+    diffs = np.outer(length, u) * 3 + np.outer(other, v) * 6 + rng.normal(scale=0.3, size=(n, d))
+    t = leading_components(diffs, {"length": length, "noise": rng.normal(size=n)}, rel,
+                           n_components=3, n_permutations=200)
+    lt = t[t.target == "length"].set_index("component")
+    # the larger planted direction is PC1, the length direction PC2
+    assert abs(lt.r[2]) > 0.9 > lt.null_q95[2] and abs(lt.r[1]) < lt.null_q95[1] + 0.1
+    nt = t[t.target == "noise"]
+    assert (nt.r.abs() < nt.null_q95 + 0.1).all()
+    # PC1 agrees with first_component
+    scores, explained = first_component(diffs, rel)
+    assert lt.explained[1] == pytest.approx(explained)

@@ -22,6 +22,7 @@ from llmfeatures.crystals.analysis import (
     Crystals,
     crystal_config,
     distractor_table,
+    leading_components,
     organism_crystals,
     token_counts,
 )
@@ -62,7 +63,7 @@ __all__ = [
     "MIN_COSINE", "MIN_RATIO", "ContextRepresentations", "CrystalConfig", "CrystalSearch",
     "Crystals", "DistractorTest", "LDASweep", "Quadrilateral", "context_representations",
     "crystal_config", "crystal_search", "distractor_table", "first_component", "heldout_split",
-    "lda_projection", "lda_sweep", "length_distractor", "mean_pairwise_cosine",
+    "lda_projection", "lda_sweep", "leading_components", "length_distractor", "mean_pairwise_cosine",
     "organism_crystals", "pair_partners", "pair_representations", "parallelism",
     "planted_quadrilaterals", "quadrilateral", "score_search", "search_against_control",
     "shape_table", "shuffled_decoder", "strongest_features", "token_counts", "word_features",

@@ -83,7 +83,8 @@ class Crystals:
     ``parallel``/``shapes``: :func:`parallelism` / :func:`shape_table` at ``middle``;
     ``lda[(kind, L)]``: :class:`LDASweep`; ``features``: the word features of the middle SAE;
     ``search``: :class:`CrystalSearch`; ``search_table``: its precision against the control;
-    ``extra["decoder_parallel"]``: :func:`parallelism` of the planted pairs' decoder vectors
+    ``extra["components"]``: :func:`leading_components` where the length distractor (PC1 with
+    characters) is strongest (``attrs``: kind, layer); ``extra["decoder_parallel"]``: :func:`parallelism` of the planted pairs' decoder vectors
     (relations with >= 3 pairs among the word features), what the search could at best find."""
 
     pairs: pd.DataFrame
@@ -135,6 +136,46 @@ def distractor_table(reps: dict[int, tuple[np.ndarray, np.ndarray]], pairs: pd.D
     return pd.DataFrame(rows)
 
 
+def leading_components(diffs: np.ndarray, targets: dict[str, np.ndarray], relations,
+                       n_components: int = 5, n_permutations: int = 500, seed: int = 0
+                       ) -> pd.DataFrame:
+    """Correlation of each of the first ``n_components`` principal components of ``diffs``
+    ``[n, d]`` (relation means removed, standardised, as :func:`first_component`) with each
+    target ``[n]``, beside the 95th percentile of ``|r|`` when the target is permuted within
+    relations.  One row per (component, target): component (1-based), target, explained, r,
+    null_q95."""
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    rel = np.asarray(relations)
+    d = np.asarray(diffs, dtype=np.float64).copy()
+    for name in np.unique(rel):
+        d[rel == name] -= d[rel == name].mean(0)
+    d = StandardScaler().fit_transform(d)
+    k = min(n_components, *d.shape)
+    pca = PCA(n_components=k, svd_solver="full").fit(d)
+    z = pca.transform(d)
+    z = (z - z.mean(0)) / z.std(0)
+    groups = [np.flatnonzero(rel == g) for g in np.unique(rel)]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, t in targets.items():
+        t = np.asarray(t, dtype=np.float64)
+        if np.std(t) == 0:
+            continue
+        perms = np.tile(t, (n_permutations, 1))
+        for g in groups:
+            perms[:, g] = t[g][np.argsort(rng.random((n_permutations, len(g))), axis=1)]
+        std = lambda a: (a - a.mean(-1, keepdims=True)) / a.std(-1, keepdims=True)  # noqa: E731
+        r = z.T @ std(t) / len(t)
+        null = np.abs(std(perms) @ z / len(t))  # [n_permutations, k]
+        for j in range(k):
+            rows.append({"component": j + 1, "target": name,
+                         "explained": float(pca.explained_variance_ratio_[j]), "r": float(r[j]),
+                         "null_q95": float(np.quantile(null[:, j], 0.95))})
+    return pd.DataFrame(rows)
+
+
 def organism_crystals(scale: str | None = None, config: CrystalConfig | None = None,
                       model=None) -> Crystals:
     """All of chapter 3's measurements on the organism at ``scale`` (see the module docstring)."""
@@ -176,6 +217,15 @@ def organism_crystals(scale: str | None = None, config: CrystalConfig | None = N
                       distractor_table(reps["context"], pairs[keep], cfg.n_permutations, cfg.seed)
                       .assign(kind="context")], ignore_index=True)
     rel = pairs["relation"].to_numpy()
+    best = dist[dist.target == "chars"].sort_values("abs_r").iloc[-1]
+    kb, Lb = str(best.kind), int(best.layer)
+    sub = pairs[keep] if kb == "context" else pairs
+    xb, yb = reps[kb][Lb]
+    components = leading_components(
+        yb - xb, {"chars": (sub.output_chars - sub.input_chars).to_numpy(),
+                  "tokens": (sub.output_tokens - sub.input_tokens).to_numpy()},
+        sub["relation"].to_numpy(), n_permutations=cfg.n_permutations, seed=cfg.seed)
+    components.attrs.update(kind=kb, layer=Lb)
     x, y = reps["alone"][middle]
     parallel = parallelism(x, y, rel, n_shuffles=cfg.n_shuffles, seed=cfg.seed)
     shapes = shape_table(x, y, rel, n_shuffles=cfg.n_shuffles, seed=cfg.seed)
@@ -203,4 +253,5 @@ def organism_crystals(scale: str | None = None, config: CrystalConfig | None = N
                     search_table=table, config=cfg,
                     extra={"n_latents": int(sae.W_dec.shape[0]), "n_vocab": len(vocab),
                            "n_layers": n_layers, "decoder_parallel": dec_par,
+                           "components": components,
                            "context_docs": corpus.n_docs, "vectors": w_dec})
