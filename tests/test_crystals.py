@@ -10,6 +10,7 @@ from llmfeatures.crystals import (
     first_component,
     length_distractor,
     mean_pairwise_cosine,
+    pair_representations,
     parallelism,
 )
 
@@ -301,6 +302,10 @@ def test_context_representations_skip_contexts_that_state_the_relation() -> None
                 hs.append(cache[resid_hook(0)][0, -1].numpy())
     assert len(hs) == kept.counts[0]
     np.testing.assert_allclose(kept.reps[0][0], np.mean(hs, 0), atol=1e-4)
+    # pair_representations with a corpus: the same average, partners taken from the pairs
+    pairs = pd.DataFrame({"input": [word], "output": [partner]})
+    x, _ = pair_representations(model, pairs, [0], corpus=corpus, n_contexts=1000, window=16)[0]
+    np.testing.assert_allclose(x[0], kept.reps[0][0], atol=1e-6)
     none = context_representations(model, corpus, ["Zzyzx"], [0])
     assert none.counts[0] == 0 and np.isnan(none.reps[0]).all()
 

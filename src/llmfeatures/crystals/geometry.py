@@ -193,17 +193,27 @@ def length_distractor(diffs: np.ndarray, target: Sequence[float],
                           explained=explained, n=len(t))
 
 
-def pair_representations(model, pairs: pd.DataFrame, layers: Sequence[int]
-                         ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Representations of every pair's input and output word (the word alone, see
-    :func:`word_representations`): ``{L: (inputs [n_pairs, d], outputs [n_pairs, d])}``.
-    ``pairs``: a frame with ``input`` and ``output`` columns (``World.relation_pairs()``)."""
+def pair_representations(model, pairs: pd.DataFrame, layers: Sequence[int], corpus=None,
+                         **context_kw) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Representations of every pair's input and output word: ``{L: (inputs [n_pairs, d],
+    outputs [n_pairs, d])}``.  ``pairs``: a frame with ``input`` and ``output`` columns
+    (``World.relation_pairs()``).  Without ``corpus``, each word alone
+    (:func:`word_representations`); with a ``corpus``, each word averaged over its contexts there
+    that do not contain a partner word
+    (:func:`~llmfeatures.crystals.context.context_representations`, ``context_kw`` passed on; a
+    word never seen gives NaN rows)."""
     for col in ("input", "output"):
         if col not in pairs:
             raise ValueError(f"pairs needs an {col!r} column (World.relation_pairs() has it).")
     vocab = sorted(set(pairs["input"]) | set(pairs["output"]))
     index = {w: i for i, w in enumerate(vocab)}
-    reps = word_representations(model, vocab, layers)
+    if corpus is None:
+        reps = word_representations(model, vocab, layers)
+    else:
+        from llmfeatures.crystals.context import context_representations, pair_partners
+
+        reps = context_representations(model, corpus, vocab, layers,
+                                       exclude=pair_partners(pairs), **context_kw).reps
     xi = np.array([index[w] for w in pairs["input"]])
     yi = np.array([index[w] for w in pairs["output"]])
     return {L: (h[xi], h[yi]) for L, h in reps.items()}
