@@ -10,8 +10,9 @@ decoder vectors, scored against the planted pairs beside a shuffled-decoder cont
 
 The paper's layers 0 and 12 of Gemma-2-2b are Hugging Face ``hidden_states[0]`` (the embeddings)
 and ``hidden_states[12]`` (after 12 of 26 blocks); here the embeddings are layer ``-1``
-(``blocks.0.hook_resid_pre``) and the middle layer ``n_layers // 2`` is
-``blocks.{n_layers // 2}.hook_resid_post``, where the organism's widest SAE sits.
+(``blocks.0.hook_resid_pre``) and the middle layer is the organism's
+(``llmfeatures.organism.pipeline.middle_layer``, ``(n_layers - 1) // 2``), where its widest SAE
+sits.
 """
 
 from __future__ import annotations
@@ -177,8 +178,10 @@ def leading_components(diffs: np.ndarray, targets: dict[str, np.ndarray], relati
 
 
 def organism_crystals(scale: str | None = None, config: CrystalConfig | None = None,
-                      model=None) -> Crystals:
-    """All of chapter 3's measurements on the organism at ``scale`` (see the module docstring)."""
+                      model=None, search: bool = True) -> Crystals:
+    """All of chapter 3's measurements on the organism at ``scale`` (see the module docstring).
+    ``search=False`` skips the SAE and the crystal search (``features``, ``search_table`` and
+    ``extra["decoder_parallel"]`` are then empty, ``search`` is ``None``)."""
     from llmfeatures.crystals.context import context_representations, pair_partners
     from llmfeatures.crystals.geometry import parallelism, word_representations
     from llmfeatures.crystals.lda import lda_sweep
@@ -186,6 +189,7 @@ def organism_crystals(scale: str | None = None, config: CrystalConfig | None = N
     from llmfeatures.crystals.search import search_against_control, word_features
     from llmfeatures.features.corpus import organism_corpus
     from llmfeatures.loaders import load_model, load_sae, load_world
+    from llmfeatures.organism.pipeline import middle_layer
 
     cfg = config or crystal_config(scale)
     model = model if model is not None else load_model("organism", scale=scale)
@@ -196,7 +200,7 @@ def organism_crystals(scale: str | None = None, config: CrystalConfig | None = N
     pairs["output_tokens"] = token_counts(tok, pairs["output"])
     n_layers = model.cfg.n_layers
     layers = [-1, *range(n_layers)]
-    middle = n_layers // 2
+    middle = middle_layer(scale)
     vocab = sorted(set(pairs["input"]) | set(pairs["output"]))
     index = {w: i for i, w in enumerate(vocab)}
     xi = pairs["input"].map(index).to_numpy()
@@ -235,6 +239,13 @@ def organism_crystals(scale: str | None = None, config: CrystalConfig | None = N
         lda[(kind, L)] = lda_sweep(y - x, rel if kind == "alone" else rel[keep],
                                    test_size=cfg.test_size, n_splits=cfg.n_splits,
                                    shrinkage=cfg.shrinkage, seed=cfg.seed)
+    extra = {"n_vocab": len(vocab), "n_layers": n_layers, "components": components,
+             "context_docs": corpus.n_docs}
+    common = dict(pairs=pairs, layers=layers, middle=middle, reps=reps, distractor=dist,
+                  parallel=parallel, shapes=shapes, lda=lda, config=cfg)
+    if not search:
+        return Crystals(features=pd.DataFrame(), search=None, search_table=pd.DataFrame(),
+                        extra={**extra, "decoder_parallel": pd.DataFrame()}, **common)
     sae = load_sae("organism", middle, scale=scale, model=model)
     feats = word_features(model, sae, vocab, middle)
     w_dec = sae.W_dec.detach().float().cpu().numpy()[feats.feature.to_numpy()]
@@ -245,13 +256,8 @@ def organism_crystals(scale: str | None = None, config: CrystalConfig | None = N
     dec_par = parallelism(w_dec[have.input.map(row)], w_dec[have.output.map(row)],
                           have.relation.to_numpy(), n_shuffles=cfg.n_shuffles, seed=cfg.seed) \
         if len(have) else pd.DataFrame()
-    search, table = search_against_control(w_dec, feats.word.tolist(), pairs, ks=cfg.ks,
+    found, table = search_against_control(w_dec, feats.word.tolist(), pairs, ks=cfg.ks,
                                            n_controls=cfg.n_controls, min_cosine=cfg.min_cosine,
                                            min_ratio=cfg.min_ratio, seed=cfg.seed)
-    return Crystals(pairs=pairs, layers=layers, middle=middle, reps=reps, distractor=dist,
-                    parallel=parallel, shapes=shapes, lda=lda, features=feats, search=search,
-                    search_table=table, config=cfg,
-                    extra={"n_latents": int(sae.W_dec.shape[0]), "n_vocab": len(vocab),
-                           "n_layers": n_layers, "decoder_parallel": dec_par,
-                           "components": components,
-                           "context_docs": corpus.n_docs, "vectors": w_dec})
+    extra.update(n_latents=int(sae.W_dec.shape[0]), decoder_parallel=dec_par, vectors=w_dec)
+    return Crystals(features=feats, search=found, search_table=table, extra=extra, **common)
