@@ -284,7 +284,7 @@ def plot_cd_with_baselines(table: pd.DataFrame):
     input-only CD (the query alone), the CD at the embeddings (the prompt's length alone) and
     chance.  ``table`` from :func:`llmfeatures.icl.lm.baseline_table`."""
     families = list(dict.fromkeys(table.family))
-    fig, axes = plt.subplots(1, len(families), figsize=(MAX_WIDTH, 3.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(families), figsize=(MAX_WIDTH, 3.6), sharey=True, squeeze=False)
     styles = (("cd", "full prompt (best block layer)", "-", "o"),
               ("cd_input", "query alone, same layer", "--", "s"),
               ("cd_length", "embeddings (length only)", "-.", "^"))
@@ -297,8 +297,8 @@ def plot_cd_with_baselines(table: pd.DataFrame):
         ax.set(title=fam, xlabel="shots", ylim=(0, 1.05), xticks=sorted(g.n_shots.unique()))
     axes[0][0].set_ylabel("mean CD")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.15, 1, 1))
     return fig
 
 
