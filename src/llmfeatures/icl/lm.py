@@ -1,9 +1,12 @@
 """Concept encoding and decoding on language models: the LM half of chapter 6.
 
-Few-shot task families, each with a Null task (copy the input), are the concepts: the tasks of
-one family share their inputs and differ only in the rule the demonstrations show.  This module
+Few-shot task families, each with a Null task (copy the input), are the concepts.  A CD says
+something about the demonstrations only if the tasks of a family share their inputs and differ
+only in the rule the demonstrations show: the world's ``relation`` family does not (countries,
+people and words), :func:`shared_input_families` does.  This module
 
-- builds the prompts (:func:`build_prompts` from the organism's world, or
+- builds the prompts (:func:`shared_input_prompts`, :func:`build_prompts` from the organism's
+  world, or
   :func:`pos_prompts_from_sentences` from any part-of-speech tagged sentences, e.g. the Penn
   Treebank sample on a real LM),
 - measures greedy exact-match ICL accuracy (:func:`predict_answers`, :func:`icl_accuracy`),
@@ -11,7 +14,8 @@ one family share their inputs and differ only in the rule the demonstrations sho
   every layer (:func:`last_token_representations`), with left padding and an attention mask so
   a batched prompt gives the same vector as the prompt alone,
 - computes Concept Decodability per layer and number of shots (:func:`cd_by_layer_lm`, reusing
-  :func:`llmfeatures.icl.decodability.concept_decodability`),
+  :func:`llmfeatures.icl.decodability.concept_decodability`), beside the CD of the query alone
+  (:func:`cd_with_input_baseline`, :func:`baseline_table`),
 - correlates per-task CD with per-task accuracy across a family (:func:`cd_accuracy_r2`), and
 - adds mean task representations at the query position to steer the answers
   (:func:`task_vector_intervention`, the paper's intervention experiment).
