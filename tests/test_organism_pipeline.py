@@ -207,7 +207,7 @@ def test_sae_loads_with_sae_lens(organism, model):
 def test_quality_at_ci_scale(organism):
     m = organism.metrics
     assert m["fact_top1"] >= 0.35, m["fact_top1"]
-    assert m["pronoun_agreement"] >= 0.85, m["pronoun_agreement"]
+    assert m["pronoun_agreement"] >= 0.75, m["pronoun_agreement"]  # chance: 0.5
     assert m["probe_domain"] >= 0.9, m["probe_domain"]
     assert m["probe_gender"] >= 0.7, m["probe_gender"]
     for layer in range(ORGANISM_PRESETS[SCALE].model.n_layers):
