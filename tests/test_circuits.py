@@ -352,19 +352,22 @@ def test_organism_pronoun_gender_moves_through_layer0_heads(organism) -> None:
     assert clean["accuracy"] > 0.75
     s = heads.head_scores(model, heads.antecedent_probe(model, pron.prompts, pron.meta.name))
     layer, _ = s.best()
-    assert layer == 0 and s.table().iloc[0].excess > 0.1
+    # the gender moves through all of layer 0's heads (patching below), so the best single
+    # head's probe is only modestly above its control
+    assert layer == 0 and s.table().iloc[0].excess > 0.02
     ranking = s.table()["head"].tolist()
     curve = ablation.head_set_curve(model, pron, ranking, n_random=6, max_k=4)
     ranked = curve[curve.kind == "ranked"].set_index("k").accuracy
     random_mean = curve[curve.kind == "random"].groupby("k").accuracy.mean()
     assert ranked[4] < 0.6  # near chance (0.5)
     assert random_mean[4] > ranked[4] + 0.1
-    tab = ablation.ablation_table(model, pron, components=["L0 attn", "L1 attn"], modes=("zero",))
+    later = [f"L{i} attn" for i in range(1, model.cfg.n_layers)]
+    tab = ablation.ablation_table(model, pron, components=["L0 attn", *later], modes=("zero",))
     acc = tab.set_index("component").accuracy
-    assert acc["L0 attn"] < 0.6 < acc["L1 attn"]
+    assert acc["L0 attn"] < 0.6 < acc[later].min()
     ph = ablation.patch_heads(model, pron)
     assert ph.values.shape == (model.cfg.n_layers, model.cfg.n_heads)
-    assert ph.values[0].max() > 0.25 and abs(ph.values[1]).max() < 0.15
+    assert ph.values[0].max() > 0.25 and abs(ph.values[1:]).max() < 0.15
 
 
 @pytest.mark.slow

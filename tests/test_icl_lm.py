@@ -142,19 +142,34 @@ def test_too_long_prompt_raises_or_truncates(tiny):
 
 # ----------------------------------------------------------------------------------- accuracy
 def test_accuracy_matches_generate(world, tiny):
+    # a random model generates byte-level debris; bias it towards whole-word tokens (" abc") so
+    # that its greedy continuations are text that tokenizes back to themselves
+    word = torch.tensor([t.startswith("Ġ") and t[1:].isalnum()
+                         for t, _ in sorted(tiny.tokenizer.get_vocab().items(), key=lambda x: x[1])])
+    old_bias = tiny.b_U.data.clone()
+    tiny.b_U.data[~word] -= 1e4
+    try:
+        _accuracy_matches_generate(world, tiny)
+    finally:
+        tiny.b_U.data.copy_(old_bias)
+
+
+def _accuracy_matches_generate(world, tiny):
     df = lm.build_prompts(world, families=["bitwise", "relation"], n_shots=2, n_prompts=3)
-    df = df.groupby("family").head(6).reset_index(drop=True)
+    df = df.groupby("family").head(12).reset_index(drop=True)
     n_new = [len(tiny.to_tokens(a, prepend_bos=False)[0]) for a in df.answer]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gen = [tiny.generate(p, max_new_tokens=n, do_sample=False, verbose=False,
                              return_type="tokens")[0, -n:] for p, n in zip(df.prompt, n_new,
                                                                            strict=True)]
-    # answers the model is forced to know: its own greedy continuations
-    known = df.assign(answer=[" " + tiny.tokenizer.decode(g.tolist()).strip() for g in gen])
-    known_n = [len(tiny.to_tokens(a, prepend_bos=False)[0]) for a in known.answer]
-    keep = [a == b for a, b in zip(known_n, n_new, strict=True)]
-    known = known[keep]
+    # answers the model is forced to know: its own greedy continuations, kept when they are
+    # text that tokenizes back to the same tokens and starts with a space, as answers do
+    text = [tiny.tokenizer.decode(g.tolist()) for g in gen]
+    keep = [t.startswith(" ") and t.strip() == t[1:] and
+            tiny.to_tokens(t, prepend_bos=False)[0].tolist() == g.tolist()
+            for t, g in zip(text, gen, strict=True)]
+    known = df.assign(answer=text)[keep]
     assert len(known) >= 4
     pred = lm.predict_answers(tiny, known, batch_size=4, progress=False)
     assert pred.correct.all(), pred[["prompt", "answer", "prediction"]]
@@ -215,6 +230,69 @@ def test_r2_against_numpy():
     assert drop.loc[0, "n_tasks"] == 8
 
 
+# ------------------------------------------------------------ shared inputs, input baseline
+def test_shared_input_families(world):
+    fams = lm.shared_input_families(world)
+    assert set(fams) == {"country", "person", "pos", "bitwise"}
+    assert fams["country"] == ("country_capital", "country_currency", "country_language", "null")
+    for fam in ("country", "person"):
+        inputs = {tuple(sorted(x for x, _ in world.relations[t])) for t in fams[fam] if t != "null"}
+        assert len(inputs) == 1  # every task maps the same inputs
+    assert not any("singular_plural" in tasks for tasks in fams.values())
+
+
+def test_shared_input_prompts_follow_their_rule(world):
+    df = lm.shared_input_prompts(world, n_shots=3, n_prompts=5, seed=2)
+    assert (df.groupby(["family", "task"]).size() == 5).all()
+    assert (df.query_prompt == df["query"] + " ->").all()
+    countries = {x for x, _ in world.relations["country_capital"]}
+    for row in df[df.family.isin(["country", "person"])].itertuples():
+        pairs = [*map(tuple, _items(row.prompt)[:-1]), (row.query, row.answer.strip())]
+        assert len(pairs) == 4 and len({x for x, _ in pairs}) == 4
+        for x, y in pairs:
+            assert y == x if row.task == "null" else (x, y) in world.relations[row.task]
+        assert (row.query in countries) == (row.family == "country")
+    capped = lm.shared_input_prompts(world, families=["country"], n_shots=500, n_prompts=2)
+    assert (capped.n_shots == len(countries) - 1).all()
+    with pytest.raises(ValueError, match="unknown shared-input families"):
+        lm.shared_input_prompts(world, families=["relation"])
+
+
+def test_input_baseline_equals_cd_without_context(world, tiny):
+    """With no demonstrations the prompt is the query alone: both CDs must agree exactly."""
+    df = lm.shared_input_prompts(world, families=["country", "bitwise"], n_shots=0, n_prompts=12)
+    cd = lm.cd_with_input_baseline(tiny, df, k=5, progress=False)
+    assert np.array_equal(cd.cd.to_numpy(), cd.cd_input.to_numpy())
+    with_context = lm.cd_with_input_baseline(
+        tiny, lm.shared_input_prompts(world, families=["country"], n_shots=3, n_prompts=12), k=5,
+        progress=False)
+    assert not np.array_equal(with_context.cd.to_numpy(), with_context.cd_input.to_numpy())
+
+
+def test_input_baseline_catches_a_planted_confound(tiny):
+    """Two tasks whose queries come from different word pools are told apart by the query alone
+    (each query recurs, its copies are its nearest neighbours); from one shared pool, each word
+    equally often in both tasks, they are not (a point's copies outvote it: leave-one-out)."""
+    pools = {"a": ["France", "Spain", "Japan"], "b": ["Al", "Bob", "Eve"]}
+
+    def table(shared: bool) -> pd.DataFrame:
+        rows = []
+        for task, pool in pools.items():
+            for i in range(15):
+                q = (pools["a"] if shared else pool)[i % 3]
+                rows.append({"prompt": f"x -> y ; {q} ->", "answer": " z", "family": "f",
+                             "task": task, "query_prompt": lm.query_prompt(q)})
+        return pd.DataFrame(rows)
+
+    confounded = lm.baseline_table(lm.cd_with_input_baseline(tiny, table(False), k=3,
+                                                             progress=False))
+    shared = lm.baseline_table(lm.cd_with_input_baseline(tiny, table(True), k=3, progress=False))
+    assert confounded.cd_input.iloc[0] == 1.0
+    assert shared.cd_input.iloc[0] <= 0.5
+    with pytest.raises(ValueError, match="query_prompt"):
+        lm.cd_with_input_baseline(tiny, table(True).drop(columns="query_prompt"))
+
+
 # ------------------------------------------------------------------------------- organism
 @pytest.fixture(scope="module")
 def organism():
@@ -224,14 +302,19 @@ def organism():
 
 
 @pytest.mark.slow
-def test_organism_encodes_relation_concepts(organism, world):
-    """On the ci organism the relation tasks separate at some layer, well above chance (1/11)
-    and above the embedding layer (whose last token is always " ->")."""
-    cd = lm.cd_by_layer_lm(organism, world, families=["relation"], shots=[4], n_prompts=20,
-                           progress=False)
-    mean = cd[cd.concept == "mean"].set_index("layer").cd
-    assert mean.max() >= 0.35
-    assert mean.max() >= mean[-1] + 0.2  # layer -1: the embeddings
+def test_organism_encodes_shared_input_concepts_beyond_the_query(organism, world):
+    """On the ci organism the country and person tasks, which share their inputs, separate at
+    some block well above what the query alone tells (about chance); the mixed relation family,
+    whose tasks take countries, people or words, is partly separable from the query alone."""
+    df = lm.shared_input_prompts(world, families=["country", "person"], n_shots=4, n_prompts=20)
+    table = lm.baseline_table(lm.cd_with_input_baseline(organism, df, progress=False))
+    for row in table.itertuples():
+        assert row.cd_input <= row.chance + 0.15, row
+        assert row.cd >= row.cd_input + 0.2, row
+    mixed = lm.build_prompts(world, families=["relation"], n_shots=4, n_prompts=20)
+    mixed["query_prompt"] = [lm.query_prompt(q) for q in mixed["query"]]
+    mixed_table = lm.baseline_table(lm.cd_with_input_baseline(organism, mixed, progress=False))
+    assert mixed_table.cd_input.iloc[0] >= mixed_table.chance.iloc[0] + 0.1
 
 
 @pytest.mark.slow

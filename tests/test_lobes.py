@@ -279,16 +279,17 @@ def test_exercise_checks_accept_right_and_reject_wrong_answers() -> None:
 # ------------------------------------------------------------------------------ the organism
 @pytest.mark.slow
 def test_lobes_on_the_ci_organism() -> None:
-    from llmfeatures.loaders import load_sae
+    from llmfeatures.loaders import load_sae, load_world
     from llmfeatures.lobes import lobe_stats, middle_layer, sensitivity_grid
 
-    cfg = lobe_config("ci", ks=(2, 6), n_permutations=30, n_random=4,
+    n_domains = len(load_world(scale="ci").domains)  # the grid's k
+    cfg = lobe_config("ci", ks=(2, n_domains), n_permutations=30, n_random=4,
                       grid_block_sizes=(32,), grid_thresholds=(1.0,))
     layer = middle_layer()
     stats = lobe_stats(cfg, progress=False)
     assert stats.cooccurrence[layer].block_size == cfg.block_size
     res = analyse_lobes(stats, load_sae("organism", layer), layer, cfg)
-    best = res.row(res.best, 6)
+    best = res.row(res.best, n_domains)
     assert best.ami_domain_z > 5, "even the ci organism's lobes follow the document domains"
     grid = sensitivity_grid(cfg, affinity=res.best, progress=False)
     assert len(grid) == 1 and grid.ami_domain.iloc[0] == pytest.approx(best.ami_domain)

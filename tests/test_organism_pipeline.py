@@ -99,7 +99,8 @@ def test_lr_schedule_warms_up_then_decays():
 
     icl = ICLTrainConfig(n_steps=200, lr=1e-3, warmup_steps=20, schedule="cosine")
     assert [icl.lr_at(s) for s in range(200)] == pytest.approx(lrs)
-    assert log_spaced_steps(500) == [0, 16, 32, 64, 128, 256, 500]
+    assert log_spaced_steps(500) == [0, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 500]
+    assert log_spaced_steps(500, first=16, per_octave=1) == [0, 16, 32, 64, 128, 256, 500]
 
 
 def test_sae_training_uses_the_current_sae_lens_runner(monkeypatch):
@@ -282,7 +283,8 @@ def test_sae_width_mismatch_is_a_clear_error(tmp_path):
 
 
 def test_bad_layer_is_a_clear_error():
-    with pytest.raises(ValueError, match="layers 0..1"):
+    last = ORGANISM_PRESETS[SCALE].model.n_layers - 1
+    with pytest.raises(ValueError, match=f"layers 0..{last}"):
         organism_sae(7, SCALE)
 
 

@@ -122,7 +122,7 @@ def test_word_lengths_vary_within_each_relation(world: World) -> None:
 
 def test_lexicon_ground_truth(world: World) -> None:
     lex = world.lexicon
-    assert list(lex.columns) == ["word", "pos", "gender", "entity_type", "n_chars"]
+    assert list(lex.columns) == ["word", "pos", "gender", "entity_type", "attribute", "n_chars"]
     assert lex.word.is_unique
     assert (lex.n_chars == lex.word.str.len()).all()
     by_word = lex.set_index("word")
@@ -150,8 +150,10 @@ def test_every_domain_present_one_per_document(world: World) -> None:
     assert "recipe" in set(fine.domain) and "recipe" not in set(world.documents("train").domain)
     docs = world.documents("train")
     # each domain has its own syntax: markers of one domain do not occur in the others
-    markers = {"chat": "Assistant:", "code": "def |print\\(|import |for .* in ",
-               "fewshot": " -> ", "arithmetic": r"(?m)^(?:\d\d \+ |[01]{5} [A-Z]+ |Add \d|[A-Z]+ bit by bit)"}
+    markers = {"chat": "Assistant:", "code": r"def |print\(|import |for [\w, ]+ in |assert ",
+               "fewshot": " -> ", "arithmetic": r"(?m)^\d\d \+ \d\d[ :]",
+               "bitwise": r"(?m)^(?:[01]{5} [A-Z]+ [01]{5}|[A-Z]+ [01]{2}:)",
+               "wordgame": r"letters|The word \w+ is (?:short|medium|long)\."}
     for domain, pattern in markers.items():
         has = docs.text.str.contains(pattern, regex=True)
         assert has[docs.domain == domain].mean() > 0.9, domain
@@ -217,6 +219,7 @@ def test_eval_sets_format_and_truth(world: World) -> None:
     for x, y in zip(add.a, add.b):
         assert f"{x} + {y} " not in corpus and f"{y} + {x} " not in corpus
         assert f"Add {x} and {y}" not in corpus and f"add {x} and {y}" not in corpus
+        assert f"{x} + {y}:" not in corpus and f"= {x} + {y}\n" not in corpus
 
 
 def test_finetune_shift_changes_facts(world: World) -> None:
@@ -334,7 +337,8 @@ def test_entity_articles_open_with_canonical_facts(world):
             canonical = [f"The capital of {subject} is {c.capital}.",
                          f"The language of {subject} is {c.language}.",
                          f"The currency of {subject} is the {c.currency}."]
-            title = f"{subject} is a country."
+            art = "an" if c.region[0] in "aeiou" else "a"
+            title = f"{subject} is {art} {c.region} country."
         else:
             continue
         if text.startswith(title):
@@ -345,3 +349,98 @@ def test_entity_articles_open_with_canonical_facts(world):
             opened.add(subject)
     n_entities = len(world.people) + len(world.countries)
     assert len(opened) >= 0.3 * n_entities and len(titled) >= 0.3 * n_entities
+
+
+# ---------------------------------------------------------------------------- second generation
+def test_domain_groups_without_leaks(world: World) -> None:
+    """Formal domains (arithmetic, bitwise, code) and prose domains are told apart by the ground
+    truth; no prose document carries formal material (digits, sums, bit strings)."""
+    docs = world.documents("train")
+    assert set(docs.group) == {"formal", "prose"}
+    formal = {"arithmetic", "bitwise", "code"}
+    not_few = docs[docs.domain != "fewshot"]
+    assert ((not_few.group == "formal") == not_few.domain.isin(formal)).all()
+    few = docs[docs.domain == "fewshot"]
+    assert ((few.group == "formal") == (few.family == "bitwise")).all()
+    prose = docs[(docs.group == "prose") & (docs.domain != "fewshot")]
+    assert not prose.text.str.contains(r"\d").any()
+    chat = docs[docs.domain == "chat"]
+    assert not chat.text.str.contains(r"\+|=").any()
+    # the formal domains share vocabulary: code computes sums and bit operations too
+    code = docs[docs.domain == "code"].text
+    assert code.str.contains(r"= \d\d \+ \d\d").any() and code.str.contains(r"0b[01]{5}").any()
+
+
+def test_shared_attributes_in_ground_truth_and_corpus(world: World) -> None:
+    """Every relation pair has an attribute that the corpus states for both of its words, in
+    sentences that do not state the relation."""
+    pairs = world.relation_pairs()
+    assert pairs.attribute.notna().all()
+    for rel, group in pairs.groupby("relation"):
+        assert group.attribute.nunique() >= 4, rel
+    text = " ".join(world.texts("train"))
+    people = world.people.set_index("name")
+    for row in world.people.itertuples():
+        assert f"{row.name} works in {row.field}." in text
+        assert f"The {row.occupation} works in {row.field}." in text
+        assert f"The {row.instrument} belongs to {row.field}." in text
+        assert f"{row.sport.capitalize()} is a sport of {row.field}." in text
+    assert people.groupby("field").size().min() >= 5
+    for row in world.countries.itertuples():
+        art = "an" if row.region[0] in "aeiou" else "a"
+        assert f"{row.country} is {art} {row.region} country." in text
+        assert f"{row.capital} is {art} {row.region} city." in text
+    # the class articles cycle through their words; at the ci size nearly all are visited
+    for rel in ("singular_plural", "present_past", "male_female", "adjective_comparative"):
+        stated = [f"The word {w} is a word of {row.attribute}." in text
+                  for row in pairs[pairs.relation == rel].itertuples()
+                  for w in (row.input, row.output)]
+        assert sum(stated) >= 0.85 * len(stated), rel
+    # the lexicon carries the attribute of every word whose attribute the corpus states
+    lex = world.lexicon.set_index("word")
+    for row in pairs.itertuples():
+        assert lex.loc[row.input, "attribute"] == row.attribute, row
+    # attribute sentences never name the other member of a pair
+    for sent in re.findall(r"[^.]* is a word of \w+\.", text)[:2000]:
+        words = set(re.findall(r"[a-z]+", sent))
+        assert not any(x in words and y in words for x, y in world.relations["singular_plural"])
+
+
+def test_word_game_states_lengths_and_varies_them(world: World) -> None:
+    docs = world.documents("train")
+    game = " ".join(docs[docs.domain == "wordgame"].text)
+    counts = re.findall(r"The word (\w+) has (\w+) letters\.", game)
+    assert len(counts) > 50
+    numbers = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+               "fourteen fifteen").split()
+    assert all(numbers.index(n) == len(w) for w, n in counts)
+    for w, spelled in re.findall(r"(\w+) is spelled ([\w-]+),", game):
+        assert spelled.replace("-", "") == w
+    for longer, shorter in re.findall(r"The word (\w+) is longer than the word (\w+)\.", game):
+        assert len(longer) > len(shorter)
+    assert len({len(w) for w, _ in counts}) >= 6
+
+
+def test_echo_sentences_follow_a_word_with_its_attribute(world: World) -> None:
+    """Echo sentences put a follower of the word's attribute right after the word, so the
+    attribute must be carried at the word itself; the word-game lists put its length there."""
+    from llmfeatures.organism import vocab
+
+    text = " ".join(world.texts("train"))
+    lex = world.lexicon.set_index("word")
+    follower_of = {f: a for a, fs in vocab.ATTRIBUTE_FOLLOWERS.items() for f in fs}
+    pattern = r"(?:^|\. |The |They |the )(\w+) (" + "|".join(follower_of) + r")\b"
+    found = re.findall(pattern, text)
+    assert len(found) > 500
+    checked = 0
+    for word, follower in found:
+        if word in lex.index and lex.loc[word, "attribute"] is not None:
+            assert lex.loc[word, "attribute"] == follower_of[follower], (word, follower)
+            checked += 1
+    assert checked > 0.9 * len(found)
+    numbers = vocab.NUMBER_WORDS
+    lists = re.findall(r"Lengths: ([^.]+)\.", text)
+    assert len(lists) > 20
+    for item in ", ".join(lists).split(", "):
+        w, n = item.split(" ")
+        assert numbers.index(n) == len(w)

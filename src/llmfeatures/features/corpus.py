@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DOC_KINDS_ORGANISM = ("domain",)
+DOC_KINDS_ORGANISM = ("domain", "group")
 TOKEN_KINDS_ORGANISM = ("pos", "entity_type", "word")
 OTHER = "other"  # the class of tokens outside the lexicon (pos / entity_type)
 
@@ -231,7 +231,7 @@ def organism_corpus(world, tokenizer, splits: Sequence[str] = ("val",),
                     max_docs: int | None = None) -> TokenCorpus:
     """The organism's documents of ``splits`` with their ground truth, tokenised.
 
-    Labels: ``domain`` per document; ``pos``, ``entity_type`` and ``word`` per token from the
+    Labels: ``domain`` and ``group`` (``"formal"``/``"prose"``) per document; ``pos``, ``entity_type`` and ``word`` per token from the
     world's lexicon (tokens of words outside it are ``"other"`` / unlabelled).
     """
     import pandas as pd
@@ -245,7 +245,8 @@ def organism_corpus(world, tokenizer, splits: Sequence[str] = ("val",),
     lex = world.lexicon
     words = dict(zip(lex["word"], lex["word"]))
     return tokenize_documents(
-        tokenizer, docs["text"].tolist(), doc_labels={"domain": docs["domain"].tolist()},
+        tokenizer, docs["text"].tolist(), doc_labels={"domain": docs["domain"].tolist(),
+                                                 "group": docs["group"].tolist()},
         word_labels={"pos": dict(zip(lex["word"], lex["pos"])),
                      "entity_type": dict(zip(lex["word"], lex["entity_type"])),
                      "word": words},

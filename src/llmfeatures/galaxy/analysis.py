@@ -165,7 +165,12 @@ def organism_galaxy(scale: str | None = None, config: GalaxyConfig | None = None
     """The galaxy measurements of every layer of the organism at ``scale``: its SAEs' decoders and
     the residual covariances of the feature engine (``organism_feature_stats``, cached; pass
     ``stats`` to reuse one already loaded).  ``extra["frequency"][L]`` holds each latent's firing
-    frequency on the validation documents."""
+    frequency on the validation documents.
+
+    The organism's middle-layer SAE is wider than the others (chapter 4 needs the width); so that
+    every layer's point cloud has the same number of points, a wider decoder is measured on a
+    seeded random subset of its rows, as many as the narrowest SAE has (``extra["rows"][L]``: the
+    latents kept, ``None`` when all are)."""
     from llmfeatures.features import organism_feature_stats
     from llmfeatures.loaders import load_model, load_sae
 
@@ -175,8 +180,15 @@ def organism_galaxy(scale: str | None = None, config: GalaxyConfig | None = None
     if stats is None:
         stats = organism_feature_stats(scale=scale, progress=False)
     decoders = {L: load_sae("organism", L, scale=scale, model=model).W_dec for L in layers}
+    width = min(w.shape[0] for w in decoders.values())
+    rng = np.random.default_rng(0)
+    rows = {L: (None if w.shape[0] == width else np.sort(rng.choice(w.shape[0], width, replace=False)))
+            for L, w in decoders.items()}
+    decoders = {L: (w if rows[L] is None else w[rows[L]]) for L, w in decoders.items()}
     covs = {L: stats.resid[L].cov for L in layers}
     gal = galaxy_layers(decoders, covs, cfg, n_layers=model.cfg.n_layers)
-    gal.extra["frequency"] = {L: stats.sae[L].frequency() for L in layers}
+    freq = {L: stats.sae[L].frequency() for L in layers}
+    gal.extra["frequency"] = {L: (f if rows[L] is None else f[rows[L]]) for L, f in freq.items()}
+    gal.extra["rows"] = rows
     gal.extra["d_model"] = model.cfg.d_model
     return gal

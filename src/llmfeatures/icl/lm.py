@@ -1,9 +1,12 @@
 """Concept encoding and decoding on language models: the LM half of chapter 6.
 
-Few-shot task families, each with a Null task (copy the input), are the concepts: the tasks of
-one family share their inputs and differ only in the rule the demonstrations show.  This module
+Few-shot task families, each with a Null task (copy the input), are the concepts.  A CD says
+something about the demonstrations only if the tasks of a family share their inputs and differ
+only in the rule the demonstrations show: the world's ``relation`` family does not (countries,
+people and words), :func:`shared_input_families` does.  This module
 
-- builds the prompts (:func:`build_prompts` from the organism's world, or
+- builds the prompts (:func:`shared_input_prompts`, :func:`build_prompts` from the organism's
+  world, or
   :func:`pos_prompts_from_sentences` from any part-of-speech tagged sentences, e.g. the Penn
   Treebank sample on a real LM),
 - measures greedy exact-match ICL accuracy (:func:`predict_answers`, :func:`icl_accuracy`),
@@ -11,7 +14,8 @@ one family share their inputs and differ only in the rule the demonstrations sho
   every layer (:func:`last_token_representations`), with left padding and an attention mask so
   a batched prompt gives the same vector as the prompt alone,
 - computes Concept Decodability per layer and number of shots (:func:`cd_by_layer_lm`, reusing
-  :func:`llmfeatures.icl.decodability.concept_decodability`),
+  :func:`llmfeatures.icl.decodability.concept_decodability`), beside the CD of the query alone
+  (:func:`cd_with_input_baseline`, :func:`baseline_table`),
 - correlates per-task CD with per-task accuracy across a family (:func:`cd_accuracy_r2`), and
 - adds mean task representations at the query position to steer the answers
   (:func:`task_vector_intervention`, the paper's intervention experiment).
@@ -581,3 +585,160 @@ def task_vector_intervention(
 def paper_r2_table() -> pd.DataFrame:
     """The paper's R^2 values as a DataFrame (rows: models; columns: pos, bitwise)."""
     return pd.DataFrame(PAPER_R2, index=["pos", "bitwise"]).T
+
+
+# ------------------------------------------------------------- shared inputs and input baseline
+def shared_input_families(world) -> dict[str, tuple[str, ...]]:
+    """Few-shot families whose tasks share their inputs: ``{family: (task, ..., "null")}``.
+
+    The world's relations grouped by what they take as input (``country_capital``,
+    ``country_currency`` and ``country_language`` all map the same countries: family
+    ``"country"``; likewise ``"person"``), each group with a Null task copying the input, then the
+    ``pos`` family (all tasks read the same kind of generated sentence) and the ``bitwise`` family
+    (all tasks read the same kind of 5-bit pair).  A relation whose inputs no other relation
+    shares (``singular_plural``, ...) forms no family: its tasks could be told apart from the
+    query word alone.
+    """
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, pairs in world.relations.items():
+        groups.setdefault(tuple(sorted(x for x, _ in pairs)), []).append(name)
+    out: dict[str, tuple[str, ...]] = {}
+    for names in groups.values():
+        if len(names) >= 2:
+            prefix = os.path.commonprefix(names).rstrip("_") or "+".join(names)
+            out[prefix] = (*names, "null")
+    for family in ("pos", "bitwise"):
+        if family in world.fewshot_families:
+            out[family] = tuple(world.fewshot_families[family])
+    return out
+
+
+def query_prompt(query: str) -> str:
+    """The prompt of ``query`` without demonstrations, ``"France ->"``: the input-only view."""
+    from llmfeatures.organism.fewshot import ARROW
+
+    return query + ARROW.rstrip()
+
+
+def shared_input_prompts(
+    world,
+    families: Iterable[str] | None = None,
+    n_shots: int = 4,
+    n_prompts: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Few-shot prompts of the :func:`shared_input_families`, ``n_prompts`` per task.
+
+    Columns ``prompt, answer, family, task, query, n_shots, query_prompt`` (``query_prompt``: the
+    query alone, :func:`query_prompt`).  Within a family every task draws its inputs (queries and
+    demonstrations) from the same pool, independently per task, so the query says nothing about
+    the task.  A relation family with ``P`` inputs gets at most ``P - 1`` demonstrations (its
+    items never repeat in a prompt): the ``n_shots`` column holds the number actually used.
+    """
+    from llmfeatures.organism.fewshot import render_prompt
+
+    fams = shared_input_families(world)
+    families = list(fams) if families is None else list(families)
+    unknown = [f for f in families if f not in fams]
+    if unknown:
+        raise ValueError(f"unknown shared-input families {unknown}; valid: {', '.join(fams)}")
+    if n_shots < 0:
+        raise ValueError(f"n_shots must be >= 0, got {n_shots}")
+    n_prompts = lm_preset().n_prompts if n_prompts is None else n_prompts
+    if n_prompts < 1:
+        raise ValueError(f"n_prompts must be >= 1, got {n_prompts}")
+    frames = []
+    for family in families:
+        tasks = fams[family]
+        if family in world.fewshot_families:  # pos, bitwise: the world's own prompts
+            for task in tasks:
+                frames.append(world.fewshot_prompts(family, task, n_shots, n_prompts, seed))
+            continue
+        maps = {t: dict(world.relations[t]) for t in tasks if t != "null"}
+        inputs = sorted(next(iter(maps.values())))
+        shots = min(n_shots, len(inputs) - 1)
+        rows = []
+        for task in tasks:
+            rng = random.Random(f"llmfeatures-lm-shared-{seed}-{family}-{task}-{shots}")
+            for _ in range(n_prompts):
+                xs = rng.sample(inputs, shots + 1)
+                prompt, answer = render_prompt([(x, x if task == "null" else maps[task][x])
+                                                for x in xs])
+                rows.append((prompt, answer, family, task, xs[-1], shots))
+        frames.append(pd.DataFrame(rows, columns=["prompt", "answer", "family", "task", "query",
+                                                  "n_shots"]))
+    out = pd.concat(frames, ignore_index=True)
+    out["query_prompt"] = [query_prompt(q) for q in out["query"]]
+    return out
+
+
+def cd_with_input_baseline(
+    model,
+    prompts: pd.DataFrame,
+    layers: Sequence[int] | None = None,
+    k: int | None = None,
+    batch_size: int | None = None,
+    truncate: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """CD of the full prompts beside the CD of their queries alone, per family, shots and layer.
+
+    ``prompts`` needs the columns ``prompt, answer, family, task, query_prompt`` (e.g. from
+    :func:`shared_input_prompts`); ``n_shots``, if present, splits it.  Both CDs use the same rows,
+    labels and layer (``L`` is ``blocks.L.hook_resid_post``, ``-1`` the embeddings; default all):
+    ``cd`` reads the last token of ``prompt``, ``cd_input`` the last token of ``query_prompt``,
+    the same query without demonstrations.  ``cd_input`` is what the query words alone tell about
+    the task; ``cd - cd_input`` is what the demonstrations add.  Columns ``family, n_shots, layer,
+    concept, cd, cd_input`` (concept ``"mean"``: the average over the family's tasks).
+    """
+    _check_df(prompts)
+    if "query_prompt" not in prompts.columns:
+        raise ValueError("prompts lack the column 'query_prompt' (the query without "
+                         "demonstrations); build them with shared_input_prompts")
+    k = k or lm_preset().k
+    layers = model_layers(model) if layers is None else list(layers)
+    tables = ([g for _, g in prompts.groupby("n_shots", sort=True)]
+              if "n_shots" in prompts.columns else [prompts.assign(n_shots=-1)])
+    frames = []
+    for table in tables:
+        table = table.reset_index(drop=True)
+        full = last_token_representations(model, list(table.prompt), layers, batch_size,
+                                          truncate, progress)
+        unique = list(dict.fromkeys(table.query_prompt))
+        alone = last_token_representations(model, unique, layers, batch_size, False, progress)
+        index = {q: i for i, q in enumerate(unique)}
+        alone = alone[:, torch.tensor([index[q] for q in table.query_prompt])]
+        cd = cd_from_representations(full, table, k, layers)
+        cd["cd_input"] = cd_from_representations(alone, table, k, layers)["cd"].to_numpy()
+        cd.insert(1, "n_shots", int(table.n_shots.iloc[0]))
+        frames.append(cd)
+    return pd.concat(frames, ignore_index=True)
+
+
+def baseline_table(cd: pd.DataFrame) -> pd.DataFrame:
+    """One row per family and number of shots: the best block layer's mean CD beside both controls.
+
+    ``cd`` from :func:`cd_with_input_baseline`.  The best layer is chosen among the blocks
+    (``L >= 0``); ``cd_input`` is the input-only CD at that layer and ``cd_length`` the CD at the
+    embeddings (layer ``-1``), where the last token is always ``" ->"`` and only its position, the
+    prompt's length in tokens, differs.  Columns ``family, n_shots, layer, cd, cd_input,
+    cd_length, chance``.
+    """
+    need = {"family", "layer", "concept", "cd", "cd_input"}
+    if not need <= set(cd.columns):
+        raise ValueError(f"cd lacks columns {sorted(need - set(cd.columns))}; compute it with "
+                         "cd_with_input_baseline")
+    m = cd[cd.concept == "mean"]
+    if "n_shots" not in m.columns:
+        m = m.assign(n_shots=-1)
+    keys = ["family", "n_shots"]
+    blocks = m[m.layer >= 0]
+    if blocks.empty:
+        raise ValueError("cd has no block layer (L >= 0); pass layers including at least one block")
+    best = blocks.loc[blocks.groupby(keys, sort=False).cd.idxmax()].set_index(keys)
+    out = best[["layer", "cd", "cd_input"]]
+    embed = m[m.layer == EMBED].set_index(keys).cd.rename("cd_length")
+    out = out.join(embed).reset_index()
+    n_tasks = cd[cd.concept != "mean"].groupby("family").concept.nunique()
+    out["chance"] = 1 / out.family.map(n_tasks)
+    return out[["family", "n_shots", "layer", "cd", "cd_input", "cd_length", "chance"]]

@@ -276,3 +276,64 @@ def plot_cd_vs_accuracy(df: pd.DataFrame, cd_col: str = "cd", acc_col: str = "ac
     ax.legend(title=label_col, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     return fig
+
+
+@book_style
+def plot_cd_with_baselines(table: pd.DataFrame):
+    """Per family, the best block layer's mean CD against the number of shots, beside the
+    input-only CD (the query alone), the CD at the embeddings (the prompt's length alone) and
+    chance.  ``table`` from :func:`llmfeatures.icl.lm.baseline_table`."""
+    families = list(dict.fromkeys(table.family))
+    fig, axes = plt.subplots(1, len(families), figsize=(MAX_WIDTH, 3.6), sharey=True, squeeze=False)
+    styles = (("cd", "full prompt (best block layer)", "-", "o"),
+              ("cd_input", "query alone, same layer", "--", "s"),
+              ("cd_length", "embeddings (length only)", "-.", "^"))
+    for ax, fam in zip(axes[0], families, strict=True):
+        g = table[table.family == fam].sort_values("n_shots")
+        for i, (col, label, ls, marker) in enumerate(styles):
+            ax.plot(g.n_shots, g[col], ls=ls, marker=marker, color=plt.get_cmap("tab10")(i),
+                    label=label)
+        ax.axhline(float(g.chance.iloc[0]), color="grey", ls=":", label="chance")
+        ax.set(title=fam, xlabel="shots", ylim=(0, 1.05), xticks=sorted(g.n_shots.unique()))
+    axes[0][0].set_ylabel("mean CD")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.15, 1, 1))
+    return fig
+
+
+@book_style
+def plot_emergence(summary: pd.DataFrame, onsets: pd.DataFrame | None = None):
+    """ICL accuracy (left) and best-layer CD (right) per family against the organism's training
+    step (log axis, step 0 drawn at 1).  ``summary`` from
+    :meth:`llmfeatures.icl.emergence.Emergence.summary`; chance as dotted lines, the CD at the
+    embeddings (prompt length only) as faint dashed lines; ``onsets`` (from
+    :func:`~llmfeatures.icl.emergence.co_emergence`) as markers on the curves."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(MAX_WIDTH, 3.6))
+    families = list(dict.fromkeys(summary.family))
+    on = {} if onsets is None else onsets.set_index("family").to_dict("index")
+    for i, fam in enumerate(families):
+        g = summary[summary.family == fam].sort_values("step")
+        colour = plt.get_cmap("tab10")(i)
+        x = g.step.clip(lower=1)
+        a1.plot(x, g.accuracy, marker="o", ms=3, color=colour, label=fam)
+        a2.plot(x, g.cd, marker="o", ms=3, color=colour, label=fam)
+        a2.plot(x, g.cd_length, ls="--", lw=1, alpha=0.5, color=colour)
+        a2.axhline(float(g.chance.iloc[0]), color=colour, ls=":", lw=1)
+        for ax, key, col in ((a1, "accuracy_onset", "accuracy"), (a2, "cd_onset", "cd")):
+            step = on.get(fam, {}).get(key)
+            if step is not None and not pd.isna(step):
+                y = float(g.loc[g.step == int(step), col].iloc[0])
+                ax.plot(max(int(step), 1), y, marker="*", ms=12, color=colour, mec="k")
+    a1.set(xscale="log", ylim=(0, 1.05), xlabel="training step (log)",
+           ylabel="exact-match accuracy", title="few-shot accuracy")
+    a2.set(xscale="log", ylim=(0, 1.05), xlabel="training step (log)",
+           ylabel="mean CD, best block layer", title="concept decodability")
+    a1.legend(title="family", loc="upper left")
+    a2.legend(handles=[Line2D([], [], color="k", ls=":", lw=1, label="chance"),
+                       Line2D([], [], color="k", ls="--", lw=1, alpha=0.5,
+                              label="embeddings (length)"),
+                       Line2D([], [], color="w", marker="*", ms=12, mfc="grey", mec="k",
+                              label="onset")], loc="upper left")
+    fig.tight_layout()
+    return fig

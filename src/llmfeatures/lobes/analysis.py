@@ -41,7 +41,7 @@ GEOMETRY = "geometry"  # the label set of clusters of decoder directions (angula
 class LobeConfig:
     """Settings of the lobe analysis (presets per scale in :data:`LOBE_PRESETS`).
 
-    ``layer`` ``None``: the middle layer ``n_layers // 2``.  A feature is *on* in a block of
+    ``layer`` ``None``: the organism's middle layer ``(n_layers - 1) // 2`` (the wide SAE).  A feature is *on* in a block of
     ``block_size`` tokens when its activation exceeds ``threshold`` at any token; features on in
     fewer than ``min_blocks`` blocks are left out (their affinities are noise, and a feature on in
     no block would be an isolated node of the affinity graph).  ``ks``: the numbers of lobes.
@@ -85,10 +85,10 @@ class LobeConfig:
 
 
 LOBE_PRESETS: dict[str, LobeConfig] = {
-    # ci: the organism has 2 layers, 512 latents and a 100-document validation split
-    "ci": LobeConfig(ks=(2, 3, 4, 6), n_permutations=30, n_random=5, grid_block_sizes=(16, 32),
+    # ci: the organism has 3 layers, 512 latents and a 100-document validation split
+    "ci": LobeConfig(ks=(2, 3, 4, 8), n_permutations=30, n_random=5, grid_block_sizes=(16, 32),
                      grid_thresholds=(1.0, 2.0), grid_max_docs=None),
-    # book: 4 layers, 1024 latents, 2400 validation documents (~170k tokens)
+    # book: 6 layers, 4096 latents on the middle layer, 2400 validation documents (~230k tokens)
     "book": LobeConfig(),
     "gpu": LobeConfig(ks=(2, 3, 4, 6, 8, 16, 32, 64), n_permutations=200, n_random=50,
                       grid_block_sizes=(8, 16, 32, 64), grid_thresholds=(0.5, 1.0, 2.0, 4.0),
@@ -115,10 +115,11 @@ def stats_config(block_size: int, threshold: float, batch_tokens: int = 8192):
 
 
 def middle_layer(scale: str | None = None) -> int:
-    """``n_layers // 2`` of the organism at ``scale``."""
-    from llmfeatures.organism.pipeline import organism_config
+    """The organism's middle layer at ``scale`` (:func:`llmfeatures.organism.middle_layer`), the
+    one with the wide SAE."""
+    from llmfeatures.organism.pipeline import middle_layer as organism_middle
 
-    return organism_config(scale).model.n_layers // 2
+    return organism_middle(scale)
 
 
 def lobe_stats(config: LobeConfig | None = None, *, block_size: int | None = None,

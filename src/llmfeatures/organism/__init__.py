@@ -3,7 +3,7 @@
 :func:`build_world` gives the seeded :class:`World` (facts, relations, lexicon, documents per split,
 evaluation sets, few-shot prompts).  The tokenizer, trained model and SAEs live in sibling modules;
 the pipeline's public names (:func:`build_organism`, :func:`organism_model`, :func:`organism_sae`,
-:func:`organism_checkpoints`, :func:`organism_info`, :data:`ORGANISM_PRESETS`,
+:func:`organism_checkpoints`, :func:`organism_info`, :func:`middle_layer`, :data:`ORGANISM_PRESETS`,
 :class:`OrganismConfig`) are re-exported here but imported only on first use, because the pipeline
 pulls in torch, TransformerLens and sae-lens.
 """
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         ORGANISM_PRESETS,
         OrganismConfig,
         build_organism,
+        middle_layer,
         organism_checkpoints,
         organism_info,
         organism_model,
@@ -29,6 +30,7 @@ _PIPELINE_NAMES = (
     "ORGANISM_PRESETS",
     "OrganismConfig",
     "build_organism",
+    "middle_layer",
     "organism_checkpoints",
     "organism_info",
     "organism_model",
@@ -55,6 +57,7 @@ __all__ = [
     "WorldConfig",
     "build_organism",
     "build_world",
+    "middle_layer",
     "organism_checkpoints",
     "organism_info",
     "organism_model",

@@ -9,9 +9,29 @@
   open with the entity's canonical fact sentences (``"Al plays the trumpet. Al works as a ..."``)
   instead of a title line, so the canonical prompts are also trained right after ``<|bos|>``,
   where the evaluation asks them.
-- ``arithmetic``: 2-digit additions and 5-bit bitwise operations, plain and worked.
-- ``code``: small Python snippets.  ``chat``: ``User:``/``Assistant:`` dialogues.
+- ``wordgame``: prose about spelling: how many letters a word has (as a word: "five"), the word
+  spelled out, which of two words is longer, short/medium/long words.  It gives the model a reason
+  to represent word length, the distractor of chapter 3.
+- ``arithmetic``: 2-digit additions, plain and worked; ``bitwise``: 5-bit bitwise operations.
+- ``code``: small Python snippets, which also compute sums and bitwise operations, so the three
+  formal domains share vocabulary (digits, ``=``, operators) and syntax.
+- ``chat``: ``User:``/``Assistant:`` dialogues about the world (prose only: no sums).
 - ``recipe``: held out of pre-training; only the fine-tuning distribution has it.
+
+The domains form two groups (:data:`DOMAIN_GROUPS`): *formal* (arithmetic, bitwise, code) and
+*prose* (narrative, encyclopedia, chat, wordgame), as code and mathematics differ from text in
+The Pile.  No prose document contains a digit and no formal document an English sentence beyond
+a worked-step label or a code comment.  Few-shot documents belong to the group of their family.
+
+Shared attributes (:mod:`llmfeatures.organism.vocab`): the encyclopedia has articles on each
+region, field and word class, one sentence per member word in a shuffled order ("Rome is a
+western city.", "The word geese is a word of animals."), so both members of a relation pair are
+described with the same attribute word, but the pair itself is never stated there.  *Echo
+sentences* ("Oslo froze again.", "The nurse healed all day."), sprinkled into narratives and at the
+end of encyclopedia articles about other things, put a follower of the word's attribute right
+after the word, so predicting the next token needs the attribute at the word itself.  In the same
+way the word game's length lists ("Lengths: Paris five, Rome four.") put a word's length right
+after it.
 
 Every generator takes a ``random.Random`` and returns ``(text, meta)`` where ``meta`` is the ground
 truth (subject, gender) of the document.  Additions listed in ``Corpus.heldout_additions`` never
@@ -26,6 +46,22 @@ from dataclasses import dataclass, field
 from llmfeatures.organism import vocab
 from llmfeatures.organism.facts import RELATION_NAMES, Country, Facts, Person
 from llmfeatures.organism.fewshot import BITWISE_OPS, bits, bitwise
+
+# the two-level domain hierarchy; few-shot documents take the group of their family
+DOMAIN_GROUPS: dict[str, str] = {
+    "narrative": "prose", "encyclopedia": "prose", "chat": "prose", "wordgame": "prose",
+    "arithmetic": "formal", "bitwise": "formal", "code": "formal", "recipe": "prose",
+}
+FEWSHOT_GROUPS: dict[str, str] = {"relation": "prose", "pos": "prose", "bitwise": "formal"}
+
+# the region of every capital and of every language spoken in one region only (languages such
+# as Spanish, spoken in countries of several regions, get no region sentence)
+CAPITAL_REGION: dict[str, str] = {row[1]: vocab.COUNTRY_REGION[row[0]] for row in vocab.COUNTRIES}
+_lang_regions: dict[str, set[str]] = {}
+for _row in vocab.COUNTRIES:
+    _lang_regions.setdefault(_row[3], set()).add(vocab.COUNTRY_REGION[_row[0]])
+LANGUAGE_REGION: dict[str, str] = {k: next(iter(v)) for k, v in _lang_regions.items()
+                                   if len(v) == 1}
 
 # fact templates per relation: "eval" is the completion prompt (also used in training),
 # "train" are the statement templates of the corpus, "heldout" a prompt never used in training.
@@ -97,6 +133,11 @@ def fact_sentence(relation: str, subject: str, obj: str, rng: random.Random | No
     return rng.choice(tpl["train"]).format(s=subject, o=obj)  # type: ignore[union-attr]
 
 
+def a_an(word: str) -> str:
+    """``word`` with its indefinite article: ``"a western"``, ``"an asian"``."""
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -122,6 +163,63 @@ class Corpus:
             for i in range(0, len(pairs), 6):
                 self._word_chunks.append((name, pairs[i : i + 6]))
         self._relations = rel
+        # members of every attribute value: {(kind, value): [sentence, ...]}, one per word
+        # (countries and people are described in their own articles)
+        members: dict[tuple[str, str], list[str]] = {}
+        for capital, region in CAPITAL_REGION.items():
+            members.setdefault(("region", region), []).append(f"{capital} is {a_an(region)} city.")
+        for language, region in LANGUAGE_REGION.items():
+            members.setdefault(("region", region), []).append(
+                f"{language} is {a_an(region)} language.")
+        for f in vocab.FIELDS:
+            members[("field", f)] = [f"The {o} works in {f}." for o in vocab.FIELD_OCCUPATIONS[f]]
+            members[("field", f)] += [f"The {i} belongs to {f}." for i in vocab.FIELD_INSTRUMENTS[f]]
+            members[("field", f)] += [f"{_cap(x)} is a sport of {f}." for x in vocab.FIELD_SPORTS[f]]
+        for name in RELATION_NAMES[6:]:
+            for x, y in rel[name]:
+                k = vocab.WORD_CLASS[name][x]
+                members.setdefault(("class", k), []).extend(
+                    f"The word {w} is a word of {k}." for w in (x, y))
+        self._attribute_members = members
+        self._attribute_turn = dict.fromkeys(members, 0)
+        self._echo = self._echo_table()
+        self._echo_words = sorted(self._echo)
+        game = {w for pairs in rel.values() for pair in pairs for w in pair}
+        self._game_words = sorted(w for w in game if w.isalpha() and len(w) < len(vocab.NUMBER_WORDS))
+
+    # ----------------------------------------------------------------- echo sentences
+    def _echo_table(self) -> dict[str, tuple[str, str]]:
+        """``{word: (template, attribute)}`` for every word with a stated attribute; the template
+        puts the word right before one of its attribute's followers (``{w}``, ``{f}``)."""
+        table: dict[str, tuple[str, str]] = {}
+        for c in self.facts.countries:
+            table[c.name] = ("{w} {f} {t}.", c.region)
+        for capital, region in CAPITAL_REGION.items():
+            table[capital] = ("{w} {f} {t}.", region)
+        for language, region in LANGUAGE_REGION.items():
+            table[language] = ("{w} {f} {t}.", region)
+        for p in self.facts.people:
+            table[p.name] = ("{w} {f} {t}.", p.field)
+        for f in vocab.FIELDS:
+            for w in (*vocab.FIELD_OCCUPATIONS[f], *vocab.FIELD_INSTRUMENTS[f]):
+                table[w] = ("The {w} {f} {t}.", f)
+            for w in vocab.FIELD_SPORTS[f]:
+                table[w] = ("{W} {f} {t}.", f)
+        kinds = {"singular_plural": "The {w} {f} {t}.", "male_female": "The {w} {f} {t}.",
+                 "present_past": "They {w} {f}.", "adjective_comparative": "It was the {w} {f}."}
+        for name, template in kinds.items():
+            for x, y in self._relations[name]:
+                for w in (x, y):
+                    table.setdefault(w, (template, vocab.WORD_CLASS[name][x]))
+        return table
+
+    def echo(self, rng: random.Random, word: str | None = None) -> str:
+        """An echo sentence: ``word`` (default: a random one) followed at once by a follower of
+        its attribute, e.g. ``"Oslo froze again."``."""
+        word = word if word is not None else rng.choice(self._echo_words)
+        template, attribute = self._echo[word]
+        follower = rng.choice(vocab.ATTRIBUTE_FOLLOWERS[attribute])
+        return template.format(w=word, W=_cap(word), f=follower, t=rng.choice(vocab.ECHO_TAILS))
 
     # ----------------------------------------------------------------- helpers
     def addition_pair(self, rng: random.Random) -> tuple[int, int]:
@@ -197,6 +295,8 @@ class Corpus:
             sent = body()
             if sent not in sents:
                 sents.append(sent)
+        for _ in range(rng.randint(2, 4)):  # the world around the story (echo sentences)
+            sents.insert(rng.randint(1, len(sents)), self.echo(rng))
         if occ is not None and rng.random() < 0.5:
             sents.append(f"{named} worked as a {occ} for many years.")
         sents.append(rng.choice((
@@ -207,13 +307,21 @@ class Corpus:
 
     # ----------------------------------------------------------------- encyclopedia
     def _entities(self) -> list[tuple[str, object]]:
-        ents: list[tuple[str, object]] = [("country", c) for c in self.facts.countries]
+        # attribute articles first: they cycle through many sentences, so they need the visits
+        ents: list[tuple[str, object]] = [("attribute", key) for key in self._attribute_members]
+        ents += [("country", c) for c in self.facts.countries]
         ents += [("person", p) for p in self.facts.people]
         ents += [("words", chunk) for chunk in self._word_chunks]
         return ents
 
     def encyclopedia(self, rng: random.Random) -> tuple[str, dict]:
-        """An article about one entity (round-robin) or a list of facts of one relation."""
+        """An article about one entity (round-robin) or a list of facts of one relation, with one
+        or two echo sentences of random words ("See also: ...") at the end."""
+        text, meta = self._encyclopedia(rng)
+        echoes = " ".join(self.echo(rng) for _ in range(rng.randint(1, 2)))
+        return f"{text} See also: {echoes}", meta
+
+    def _encyclopedia(self, rng: random.Random) -> tuple[str, dict]:
         if rng.random() < 0.4:
             relation = rng.choice(RELATION_NAMES)
             pairs = rng.sample(self._relations[relation], rng.randint(5, 9))
@@ -230,7 +338,7 @@ class Corpus:
         if kind == "country":
             c: Country = ent  # type: ignore[assignment]
             parts = [
-                f"{c.name} is a country.",
+                f"{c.name} is {a_an(c.region)} country.",
                 fact_sentence("country_capital", c.name, c.capital),
                 fact_sentence("country_capital", c.name, c.capital, rng),
                 fact_sentence("country_currency", c.name, c.currency),
@@ -242,7 +350,7 @@ class Corpus:
             if rng.random() < LEAD_WITH_FACTS:  # open with the canonical sentences (see above)
                 lead = [parts[1], parts[3], parts[5]]
                 rng.shuffle(lead)
-                body = [*lead, *(s for s in body if s not in lead)]
+                body = [*lead, parts[0], *(s for s in body if s not in lead)]
                 return " ".join(body), {"subject": c.name, "gender": None}
             return " ".join([parts[0], *body]), {"subject": c.name, "gender": None}
         if kind == "person":
@@ -258,6 +366,7 @@ class Corpus:
             ]
             rng.shuffle(parts)
             parts.insert(2, f"{pron} is known for {p.possessive} work.")
+            parts.insert(rng.randint(3, len(parts)), f"{p.name} works in {p.field}.")
             if rng.random() < LEAD_WITH_FACTS:
                 # the article opens with the canonical fact sentences, so the model also sees
                 # "<|bos|>Al plays the trumpet." - the position the evaluation prompts start at
@@ -269,6 +378,19 @@ class Corpus:
             else:
                 parts.insert(0, f"{p.name} is a person.")
             return " ".join(parts), {"subject": p.name, "gender": p.gender}
+        if kind == "attribute":
+            (akind, value) = ent  # type: ignore[misc]
+            # the next 12-18 member sentences in a fixed order, so every member is
+            # described about equally often
+            sents = self._attribute_members[(akind, value)]
+            turn = self._attribute_turn[(akind, value)]
+            n = min(len(sents), rng.randint(12, 18))
+            chosen = [sents[(turn + i) % len(sents)] for i in range(n)]
+            self._attribute_turn[(akind, value)] = turn + n
+            rng.shuffle(chosen)
+            title = {"region": f"The {value} world.", "field": f"Working in {value}.",
+                     "class": f"Words of {value}."}[akind]
+            return " ".join([title, *chosen]), {"subject": value, "gender": None}
         relation, pairs = ent  # type: ignore[misc]
         body = []
         for s, o in pairs:
@@ -278,40 +400,68 @@ class Corpus:
 
     # ----------------------------------------------------------------- arithmetic
     def arithmetic(self, rng: random.Random) -> tuple[str, dict]:
-        """Lines of 2-digit additions or 5-bit bitwise operations, some worked step by step."""
+        """Lines of 2-digit additions, some worked digit by digit."""
         lines = []
-        kind = rng.choice(("addition", "addition", "bitwise"))
         if rng.random() < 0.3:
-            lines.append(rng.choice(("Practice problems.", "Exercises:", "Homework.")))
+            lines.append(rng.choice(("Exercises:", "Sums:", "# additions")))
         for _ in range(rng.randint(4, 10)):
-            if kind == "addition":
-                a, b = self.addition_pair(rng)
-                if rng.random() < 0.6:
-                    lines.append(f"{a} + {b} = {a + b}")
-                    continue
-                ones = a % 10 + b % 10
-                carry = ones // 10
-                tens = a // 10 + b // 10 + carry
-                lines.append(
-                    f"Add {a} and {b}. Ones: {a % 10} + {b % 10} = {ones}, write {ones % 10} "
-                    f"and carry {carry}. Tens: {a // 10} + {b // 10} + {carry} = {tens}. "
-                    f"So {a} + {b} = {a + b}"
-                )
-            else:
-                op = rng.choice(BITWISE_OPS)
-                x, y = rng.randrange(32), rng.randrange(32)
-                res = bits(bitwise(op, x, y))
-                if rng.random() < 0.6:
-                    lines.append(f"{bits(x)} {op.upper()} {bits(y)} = {res}")
-                    continue
-                steps = ", ".join(
-                    f"{u}{v}:{w}" for u, v, w in zip(bits(x), bits(y), res, strict=True)
-                )
-                lines.append(
-                    f"{op.upper()} bit by bit: {steps}. So {bits(x)} {op.upper()} {bits(y)} = {res}"
-                )
-        return "\n".join(lines), {"subject": kind, "gender": None}
+            a, b = self.addition_pair(rng)
+            if rng.random() < 0.6:
+                lines.append(f"{a} + {b} = {a + b}")
+                continue
+            ones = a % 10 + b % 10
+            carry = ones // 10
+            tens = a // 10 + b // 10 + carry
+            lines.append(
+                f"{a} + {b}: ones {a % 10} + {b % 10} = {ones}, carry {carry}; "
+                f"tens {a // 10} + {b // 10} + {carry} = {tens}; {a} + {b} = {a + b}"
+            )
+        return "\n".join(lines), {"subject": "addition", "gender": None}
 
+    def bitwise(self, rng: random.Random) -> tuple[str, dict]:
+        """Lines of 5-bit bitwise operations, some worked bit by bit."""
+        lines = []
+        if rng.random() < 0.3:
+            lines.append(rng.choice(("Exercises:", "Bits:", "# bitwise")))
+        for _ in range(rng.randint(4, 10)):
+            op = rng.choice(BITWISE_OPS)
+            x, y = rng.randrange(32), rng.randrange(32)
+            res = bits(bitwise(op, x, y))
+            if rng.random() < 0.6:
+                lines.append(f"{bits(x)} {op.upper()} {bits(y)} = {res}")
+                continue
+            steps = ", ".join(f"{u}{v}:{w}" for u, v, w in zip(bits(x), bits(y), res, strict=True))
+            lines.append(f"{op.upper()} {steps}; {bits(x)} {op.upper()} {bits(y)} = {res}")
+        return "\n".join(lines), {"subject": "bitwise", "gender": None}
+
+    # ----------------------------------------------------------------- word game
+    def wordgame(self, rng: random.Random) -> tuple[str, dict]:
+        """Prose about spelling and word length (lengths written as words, never digits)."""
+        words = self._game_words
+        sents = [rng.choice(("A word game.", "Spelling practice.", "Letters and words."))]
+        for _ in range(rng.randint(5, 9)):
+            w = rng.choice(words)
+            n = vocab.NUMBER_WORDS[len(w)]
+            k = rng.randrange(7)
+            if k >= 5:  # a list in which every word is followed at once by its length
+                group = [rng.choice(words) for _ in range(rng.randint(3, 5))]
+                sents.append("Lengths: " + ", ".join(
+                    f"{v} {vocab.NUMBER_WORDS[len(v)]}" for v in group) + ".")
+            elif k == 0:
+                sents.append(f"The word {w} has {n} letters.")
+            elif k == 1:
+                sents.append(f"{w} is spelled {'-'.join(w)}, {n} letters.")
+            elif k == 2:
+                sents.append(f"The word {w} is {vocab.length_class(w)}.")
+            elif k == 3:
+                v = rng.choice(words)
+                while len(v) == len(w):
+                    v = rng.choice(words)
+                longer, shorter = (w, v) if len(w) > len(v) else (v, w)
+                sents.append(f"The word {longer} is longer than the word {shorter}.")
+            else:
+                sents.append(f"Count the letters of {w}: {n}.")
+        return " ".join(sents), {"subject": None, "gender": None}
     # ----------------------------------------------------------------- code
     def code(self, rng: random.Random) -> tuple[str, dict]:
         """One to three small Python snippets."""
@@ -320,8 +470,16 @@ class Corpus:
             f = rng.choice(vocab.CODE_FUNCS)
             a, b, c = rng.sample(vocab.CODE_VARS, 3)
             n = rng.randint(2, 20)
-            k = rng.randrange(8)
-            if k == 0:
+            k = rng.randrange(10)
+            if k == 8:
+                x, y = self.addition_pair(rng)
+                s = f"{a} = {x} + {y}\nassert {a} == {x + y}\nprint({a})"
+            elif k == 9:
+                op, sym = rng.choice((("and", "&"), ("or", "|"), ("xor", "^")))
+                x, y = rng.randrange(32), rng.randrange(32)
+                s = (f"{a} = 0b{bits(x)} {sym} 0b{bits(y)}\n"
+                     f"assert {a} == 0b{bits(bitwise(op, x, y))}")
+            elif k == 0:
                 s = f"def {f}({a}, {b}):\n    return {a} {rng.choice(vocab.CODE_OPS)} {b}"
             elif k == 1:
                 s = f"{a} = 0\nfor i in range({n}):\n    {a} += i\nprint({a})"
@@ -351,7 +509,7 @@ class Corpus:
 
     # ----------------------------------------------------------------- chat
     def chat(self, rng: random.Random) -> tuple[str, dict]:
-        """A dialogue between a user and an assistant about the world's facts and sums."""
+        """A dialogue between a user and an assistant about the world's facts (no sums)."""
         turns = [f"User: {rng.choice(vocab.CHAT_GREETINGS)}",
                  f"Assistant: {rng.choice(vocab.CHAT_OPENERS)}"]
         for _ in range(rng.randint(1, 3)):
@@ -370,9 +528,9 @@ class Corpus:
                 a = (f"{fact_sentence('person_occupation', p.name, p.occupation)} "
                      f"{_cap(p.subject)} also plays the {p.instrument}.")
             elif k == 3:
-                x, y = self.addition_pair(rng)
-                q = f"Can you add {x} and {y} for me?"
-                a = f"Sure. {x} + {y} = {x + y}."
+                c = rng.choice(self.facts.countries)
+                q = f"Where is {c.capital}?"
+                a = f"{c.capital} is {a_an(CAPITAL_REGION[c.capital])} city, the capital of {c.name}."
             else:
                 relation = rng.choice(RELATION_NAMES[6:])
                 s, o = rng.choice(self._relations[relation])

@@ -38,23 +38,29 @@ _WORD_RELATIONS: dict[str, tuple[tuple[str, str], ...]] = {
 
 @dataclass(frozen=True)
 class Country:
-    """A country and its three facts."""
+    """A country, its three facts and its region (an attribute its capital shares)."""
 
     name: str
     capital: str
     currency: str
     language: str
+    region: str = ""
 
 
 @dataclass(frozen=True)
 class Person:
-    """A person of the world: a first name, a gender ('m' or 'f') and three facts."""
+    """A person of the world: a first name, a gender ('m' or 'f'), three facts and a field.
+
+    The occupation, instrument and sport all belong to the person's ``field``
+    (:data:`llmfeatures.organism.vocab.FIELDS`), an attribute the person shares with them.
+    """
 
     name: str
     gender: str
     occupation: str
     instrument: str
     sport: str
+    field: str = ""
 
     @property
     def subject(self) -> str:
@@ -103,6 +109,26 @@ class Facts:
             rel[name] = list(pairs)
         return {name: rel[name] for name in RELATION_NAMES}
 
+    def attributes(self) -> dict[str, list[str]]:
+        """The shared attribute of every relation pair, aligned with :meth:`relations`.
+
+        Country relations: the country's region (its capital, and its language, are described
+        with the same word); person relations: the person's field (shared by the occupation,
+        instrument and sport); word relations: the semantic class of the pair
+        (:data:`llmfeatures.organism.vocab.WORD_CLASS`).
+        """
+        out: dict[str, list[str]] = {}
+        for name, pairs in self.relations().items():
+            if name.startswith("country_"):
+                region = {c.name: c.region for c in self.countries}
+                out[name] = [region[x] for x, _ in pairs]
+            elif name.startswith("person_"):
+                field = {p.name: p.field for p in self.people}
+                out[name] = [field[x] for x, _ in pairs]
+            else:
+                out[name] = [vocab.WORD_CLASS[name][x] for x, _ in pairs]
+        return out
+
     def person(self, name: str) -> Person:
         """The person called ``name``."""
         for p in self.people:
@@ -122,25 +148,39 @@ def _spread(rng: random.Random, values: tuple[str, ...], n: int) -> list[str]:
 
 
 def make_facts(seed: int) -> Facts:
-    """The seeded pre-training world: real countries, fictional people with drawn attributes."""
+    """The seeded pre-training world: real countries, fictional people with drawn attributes.
+
+    Every person gets a field (the same number of people per field, genders mixed), then an
+    occupation, instrument and sport of that field, spread so that each is used before any
+    repeats.
+    """
     rng = random.Random(f"llmfeatures-facts-{seed}")
-    countries = tuple(Country(*row) for row in vocab.COUNTRIES)
+    countries = tuple(Country(*row, region=vocab.COUNTRY_REGION[row[0]]) for row in vocab.COUNTRIES)
     names = [(n, "m") for n in vocab.MALE_NAMES] + [(n, "f") for n in vocab.FEMALE_NAMES]
-    occupations = _spread(rng, vocab.OCCUPATIONS, len(names))
-    instruments = _spread(rng, vocab.INSTRUMENTS, len(names))
-    sports = _spread(rng, vocab.SPORTS, len(names))
-    people = tuple(
-        Person(n, g, o, i, s)
-        for (n, g), o, i, s in zip(names, occupations, instruments, sports, strict=True)
-    )
-    return Facts(countries=countries, people=people)
+    rng.shuffle(names)
+    fields = _spread(rng, vocab.FIELDS, len(names))
+    by_field: dict[str, list[tuple[str, str]]] = {f: [] for f in vocab.FIELDS}
+    for person, f in zip(names, fields, strict=True):
+        by_field[f].append(person)
+    people = []
+    for f in vocab.FIELDS:
+        group = by_field[f]
+        occupations = _spread(rng, vocab.FIELD_OCCUPATIONS[f], len(group))
+        instruments = _spread(rng, vocab.FIELD_INSTRUMENTS[f], len(group))
+        sports = _spread(rng, vocab.FIELD_SPORTS[f], len(group))
+        people += [Person(n, g, o, i, s, f) for (n, g), o, i, s
+                   in zip(group, occupations, instruments, sports, strict=True)]
+    order = {n: i for i, n in enumerate([*vocab.MALE_NAMES, *vocab.FEMALE_NAMES])}
+    people.sort(key=lambda p: order[p.name])
+    return Facts(countries=countries, people=tuple(people))
 
 
 def shift_facts(
     facts: Facts, seed: int, n_capital_swaps: int, n_occupation_swaps: int
 ) -> tuple[Facts, list[Change]]:
     """The fine-tuning world: swap the capitals of ``n_capital_swaps`` pairs of countries and the
-    occupations of ``n_occupation_swaps`` pairs of people (always people with different jobs).
+    occupations of ``n_occupation_swaps`` pairs of people (always people of the same field with
+    different jobs, so that the shifted world's attributes stay consistent).
 
     Returns the shifted facts and the list of changed facts.
     """
@@ -175,7 +215,8 @@ def shift_facts(
         if a in used:
             continue
         for b in order:
-            if b != a and b not in used and people[b].occupation != people[a].occupation:
+            if (b != a and b not in used and people[b].occupation != people[a].occupation
+                    and people[b].field == people[a].field):
                 pa, pb = people[a], people[b]
                 people[a] = replace(pa, occupation=pb.occupation)
                 people[b] = replace(pb, occupation=pa.occupation)

@@ -53,7 +53,7 @@ from llmfeatures.organism.train import (
     train_model,
 )
 
-ORGANISM_VERSION = 1
+ORGANISM_VERSION = 3  # 2: second generation (attributes, word game, formal/prose groups); 3: echoes
 STAGE_VERSIONS: dict[str, int] = {"eval": 1}  # stages not listed are at version 1
 
 
@@ -80,12 +80,26 @@ class OrganismConfig:
     n_fewshot_prompts: int = 20
     n_probe_docs: int = 600
     cpu_threads: int = 1
+    middle_sae: SAETrainConfig | None = None
+
+    @property
+    def middle_layer(self) -> int:
+        """The middle layer ``(n_layers - 1) // 2`` (``blocks.L.hook_resid_post`` after half of
+        the blocks, rounded down): where chapters 3-5 look, and where ``middle_sae`` applies."""
+        return (self.model.n_layers - 1) // 2
+
+    def sae_config(self, layer: int) -> SAETrainConfig:
+        """How the SAE of ``layer`` is trained: ``middle_sae`` (wider, more tokens) on the middle
+        layer when set, ``sae`` elsewhere."""
+        if layer == self.middle_layer and self.middle_sae is not None:
+            return self.middle_sae
+        return self.sae
 
 
 ORGANISM_PRESETS: dict[str, OrganismConfig] = {
     "ci": OrganismConfig(
         vocab_size=2048,
-        model=ModelConfig(n_layers=2, d_model=128, n_heads=4, d_mlp=512, n_ctx=128),
+        model=ModelConfig(n_layers=3, d_model=128, n_heads=4, d_mlp=512, n_ctx=128),
         train=TrainConfig(n_steps=500, batch_size=16, lr=3e-3, eval_every=100, eval_rows=32),
         sae=SAETrainConfig(expansion=4, architecture="topk", k=16, training_tokens=250_000,
                            batch_tokens=1024, lr=3e-3, dead_window=50),
@@ -94,10 +108,16 @@ ORGANISM_PRESETS: dict[str, OrganismConfig] = {
     ),
     "book": OrganismConfig(
         vocab_size=2048,
-        model=ModelConfig(n_layers=4, d_model=128, n_heads=4, d_mlp=512, n_ctx=128),
-        train=TrainConfig(n_steps=1200, batch_size=24, lr=2e-3, eval_every=100),
-        sae=SAETrainConfig(expansion=8, architecture="topk", k=16, training_tokens=800_000,
+        model=ModelConfig(n_layers=6, d_model=128, n_heads=4, d_mlp=512, n_ctx=128),
+        train=TrainConfig(n_steps=1000, batch_size=24, lr=2e-3, eval_every=100),
+        sae=SAETrainConfig(expansion=8, architecture="topk", k=16, training_tokens=700_000,
                            batch_tokens=2048, lr=2e-3, dead_window=50),
+        # the lobes of chapter 4 show in the decoder geometry only with a wide SAE (measured:
+        # AMI 0.02-0.04 with 1024 latents, 0.22 with 4096); a wide SAE needs more tokens to
+        # keep its latents alive
+        middle_sae=SAETrainConfig(expansion=32, architecture="topk", k=16,
+                                  training_tokens=1_500_000, batch_tokens=2048, lr=2e-3,
+                                  dead_window=50),
     ),
     "gpu": OrganismConfig(
         vocab_size=4096,
@@ -127,6 +147,11 @@ def _world_config(scale: str):
     from llmfeatures.organism.world import WORLD_PRESETS
 
     return pick(WORLD_PRESETS, scale)
+
+
+def middle_layer(scale: str | None = None) -> int:
+    """The organism's middle layer for ``scale`` (:attr:`OrganismConfig.middle_layer`)."""
+    return organism_config(scale).middle_layer
 
 
 def organism_dir(scale: str | None = None, config: OrganismConfig | None = None) -> ArtifactDir:
@@ -243,7 +268,7 @@ class _Builder:
 
     def build_sae(self, layer: int, folder: Path) -> list[str]:
         model = load_model_from(self.art, self.config, device=self.device)
-        sae = train_sae(model, self.rows("train"), layer, self.config.sae,
+        sae = train_sae(model, self.rows("train"), layer, self.config.sae_config(layer),
                         seed=self.config.seed + layer, device=self.device)
         rel = f"saes/layer_{layer}"
         with atomic_path(folder / rel) as tmp:

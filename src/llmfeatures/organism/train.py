@@ -55,7 +55,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_every: int = 100
     eval_rows: int = 64  # validation rows per evaluation
-    checkpoint_steps: tuple[int, ...] = field(default=())  # empty: log-spaced 0, 16, 32, ...
+    checkpoint_steps: tuple[int, ...] = field(default=())  # empty: log-spaced 0, 8, 11, 16, ...
 
     def lr_at(self, step: int) -> float:
         """Learning rate at ``step``: linear warm-up over ``warmup_frac`` of the steps (at least
@@ -126,13 +126,18 @@ def pack_documents(
     return torch.tensor(rows, dtype=torch.long)
 
 
-def log_spaced_steps(n_steps: int, first: int = 16) -> list[int]:
-    """Checkpoint steps ``0, first, 2*first, 4*first, ...`` below ``n_steps``, plus ``n_steps``."""
+def log_spaced_steps(n_steps: int, first: int = 8, per_octave: int = 2) -> list[int]:
+    """Checkpoint steps ``0`` and ``round(first * 2**(i / per_octave))`` below ``n_steps``, plus
+    ``n_steps``: with the defaults 0, 8, 11, 16, 23, 32, 45, 64, 91, 128, ... (two per doubling,
+    so that the early stages of training, where features appear, are seen closely)."""
+    if first < 1 or per_octave < 1:
+        raise ValueError(f"need first >= 1 and per_octave >= 1; got {first}, {per_octave}.")
     steps = [0]
-    s = first
-    while s < n_steps:
-        steps.append(s)
-        s *= 2
+    i = 0
+    while (s := round(first * 2 ** (i / per_octave))) < n_steps:
+        if s > steps[-1]:
+            steps.append(s)
+        i += 1
     steps.append(n_steps)
     return steps
 

@@ -207,3 +207,111 @@ RECIPE_STEPS: tuple[str, ...] = (
     "Stir in the {a} slowly.", "Let it rest for {n} minutes.", "Bake for {n} minutes.",
     "Add the {a} and stir well.", "Chop the {a} finely.", "Serve warm with {a}.",
 )
+
+# ---------------------------------------------------------------------------------------------
+# Shared attributes: a property the corpus states for BOTH members of a relation pair, so that a
+# pair's two words share something their relation alone does not give them (the "crystal" of
+# chapter 3: h(Paris) - h(France) parallel to h(Rome) - h(Italy) because Paris shares France's
+# region as Rome shares Italy's).  Each attribute is one word, used in sentences such as
+# "Paris is a western city." and "France is a western country."
+
+# region of every country; its capital, and its language when no other region speaks it, share it
+COUNTRY_REGION: dict[str, str] = {
+    **dict.fromkeys(("France", "Spain", "Italy", "Germany", "Greece", "Portugal"), "western"),
+    **dict.fromkeys(("Finland", "Sweden", "Norway", "Denmark"), "northern"),
+    **dict.fromkeys(("Russia", "Poland", "Hungary", "Ukraine", "Romania", "Georgia", "Turkey"),
+                    "eastern"),
+    **dict.fromkeys(("Japan", "China", "India", "Thailand", "Vietnam", "Iran", "Korea",
+                     "Indonesia", "Mongolia", "Bangladesh"), "asian"),
+    **dict.fromkeys(("Brazil", "Egypt", "Kenya", "Peru", "Cuba"), "southern"),
+}
+
+# a person's field: each field has its own occupations, instruments and sports, and a person's
+# three attributes all come from the person's field ("Al works in arts.", "The painter works in
+# arts.", "The violin belongs to arts.")
+FIELDS: tuple[str, ...] = ("arts", "care", "crafts", "service")
+FIELD_OCCUPATIONS: dict[str, tuple[str, ...]] = {
+    "arts": ("painter", "poet", "photographer", "journalist", "potter", "tailor"),
+    "care": ("doctor", "nurse", "dentist", "pharmacist", "teacher", "librarian"),
+    "crafts": ("baker", "chef", "carpenter", "plumber", "mechanic", "gardener"),
+    "service": ("pilot", "sailor", "farmer", "judge", "lawyer", "banker"),
+}
+FIELD_INSTRUMENTS: dict[str, tuple[str, ...]] = {
+    "arts": ("violin", "cello", "harp", "lute", "piano"),
+    "care": ("flute", "oboe", "clarinet", "harmonica", "ukulele"),
+    "crafts": ("drum", "banjo", "guitar", "accordion", "xylophone"),
+    "service": ("trumpet", "tuba", "trombone", "saxophone", "bagpipes"),
+}
+FIELD_SPORTS: dict[str, tuple[str, ...]] = {
+    "arts": ("fencing", "archery", "skiing", "surfing", "polo"),
+    "care": ("swimming", "rowing", "cycling", "tennis", "badminton"),
+    "crafts": ("boxing", "judo", "karate", "wrestling", "squash", "golf"),
+    "service": ("rugby", "hockey", "cricket", "volleyball", "basketball", "baseball"),
+}
+
+# semantic class of every word pair of the four word relations (shared by both forms)
+WORD_CLASS: dict[str, dict[str, str]] = {
+    "singular_plural": {
+        **dict.fromkeys(("cat", "dog", "mouse", "ox", "goose", "wolf", "butterfly", "horse"),
+                        "animals"),
+        **dict.fromkeys(("potato", "apple", "strawberry", "leaf", "tree"), "plants"),
+        **dict.fromkeys(("house", "church", "city", "bridge", "river"), "places"),
+        **dict.fromkeys(("box", "knife", "book", "glass", "bus"), "objects"),
+        **dict.fromkeys(("child", "tooth", "baby", "foot", "person"), "bodies"),
+    },
+    "present_past": {
+        **dict.fromkeys(("go", "walk", "run", "jump", "swim", "climb", "carry", "visit"),
+                        "motion"),
+        **dict.fromkeys(("think", "study", "forget", "remember", "teach", "read"), "thought"),
+        **dict.fromkeys(("build", "write", "paint", "cook", "sing", "wash", "open"), "making"),
+        **dict.fromkeys(("bring", "catch", "find", "buy", "sell", "eat", "see"), "getting"),
+    },
+    "male_female": {
+        **dict.fromkeys(("man", "father", "boy", "brother", "son", "uncle", "husband", "nephew",
+                         "grandfather", "groom"), "family"),
+        **dict.fromkeys(("king", "prince", "duke", "emperor", "lord", "count"), "royalty"),
+        **dict.fromkeys(("actor", "waiter", "headmaster", "steward", "monk", "hero", "wizard"),
+                        "work"),
+        **dict.fromkeys(("lion", "stallion", "rooster"), "beasts"),
+    },
+    "adjective_comparative": {
+        **dict.fromkeys(("big", "small", "tall", "narrow", "wide", "heavy", "far"), "size"),
+        **dict.fromkeys(("old", "young", "early", "fast", "slow"), "time"),
+        **dict.fromkeys(("hot", "cold", "dry", "bright", "quiet"), "weather"),
+        **dict.fromkeys(("good", "bad", "happy", "simple", "clever", "busy", "strong"), "mood"),
+    },
+}
+
+# the word game (prose about spelling): lengths are written as words, never digits
+NUMBER_WORDS: tuple[str, ...] = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen",
+)
+
+
+def length_class(word: str) -> str:
+    """``"short"`` (at most 4 letters), ``"medium"`` (5-7) or ``"long"`` (8 or more)."""
+    n = len(word)
+    return "short" if n <= 4 else "medium" if n <= 7 else "long"
+
+# "Echo" sentences: a word followed at once by a verb (or noun) that depends only on the word's
+# attribute ("Oslo froze again.", "Norway shivered all day.").  Predicting the next token then
+# requires the attribute AT the word itself, which is where chapter 3 reads a word's
+# representation; both members of a pair get the same followers.
+ATTRIBUTE_FOLLOWERS: dict[str, tuple[str, ...]] = {
+    "western": ("gleamed", "bustled"), "northern": ("froze", "shivered"),
+    "eastern": ("rumbled", "stirred"), "asian": ("bloomed", "glowed"),
+    "southern": ("baked", "sweltered"),
+    "arts": ("sketched", "mused"), "care": ("healed", "soothed"),
+    "crafts": ("hammered", "carved"), "service": ("served", "guarded"),
+    "animals": ("slept", "grazed"), "plants": ("ripened", "sprouted"),
+    "places": ("loomed", "towered"), "objects": ("rattled", "clattered"),
+    "bodies": ("ached", "throbbed"),
+    "motion": ("away", "onward"), "thought": ("deeply", "inwardly"),
+    "making": ("neatly", "skilfully"), "getting": ("back", "greedily"),
+    "family": ("hugged", "cuddled"), "royalty": ("ruled", "reigned"),
+    "work": ("laboured", "toiled"), "beasts": ("roared", "prowled"),
+    "size": ("crate", "tower"), "time": ("morning", "season"),
+    "weather": ("breeze", "sky"), "mood": ("guest", "crowd"),
+}
+ECHO_TAILS: tuple[str, ...] = ("again", "all day", "as always", "that year", "once more")

@@ -21,7 +21,14 @@ import pandas as pd
 
 from llmfeatures.config import pick
 from llmfeatures.organism import vocab
-from llmfeatures.organism.corpus import FACT_TEMPLATES, Corpus
+from llmfeatures.organism.corpus import (
+    CAPITAL_REGION,
+    DOMAIN_GROUPS,
+    FACT_TEMPLATES,
+    FEWSHOT_GROUPS,
+    LANGUAGE_REGION,
+    Corpus,
+)
 from llmfeatures.organism.facts import Change, Facts, make_facts, shift_facts
 from llmfeatures.organism.fewshot import (
     FEWSHOT_FAMILIES,
@@ -32,7 +39,9 @@ from llmfeatures.organism.fewshot import (
     tagged_sentence,
 )
 
-DOMAINS: tuple[str, ...] = ("narrative", "encyclopedia", "arithmetic", "code", "chat", "fewshot")
+DOMAINS: tuple[str, ...] = ("narrative", "encyclopedia", "chat", "wordgame", "arithmetic", "bitwise",
+                            "code", "fewshot")
+GROUPS: tuple[str, ...] = ("prose", "formal")
 FINETUNE_DOMAINS: tuple[str, ...] = ("encyclopedia", "narrative", "chat", "recipe")
 SPLITS: tuple[str, ...] = ("train", "val", "finetune_train", "finetune_val")
 MIN_TRAIN_DOCS = 100
@@ -53,7 +62,7 @@ class WorldConfig:
     n_val_docs: int = 400
     n_finetune_docs: int = 1000
     n_finetune_val_docs: int = 100
-    domain_weights: tuple[float, ...] = (0.24, 0.26, 0.12, 0.08, 0.12, 0.18)
+    domain_weights: tuple[float, ...] = (0.20, 0.24, 0.08, 0.08, 0.08, 0.06, 0.08, 0.18)
     finetune_weights: tuple[float, ...] = (0.45, 0.2, 0.1, 0.25)
     n_capital_swaps: int = 2
     n_occupation_swaps: int = 2
@@ -98,9 +107,9 @@ class WorldConfig:
             )
 
 
-_CI_TRAIN = 1500
+_CI_TRAIN = 2000
 WORLD_PRESETS: dict[str, WorldConfig] = {
-    "ci": WorldConfig(n_train_docs=_CI_TRAIN, n_val_docs=100, n_finetune_docs=200,
+    "ci": WorldConfig(n_train_docs=_CI_TRAIN, n_val_docs=100, n_finetune_docs=300,
                       n_finetune_val_docs=40, n_heldout_additions=100),
     # the val split also scores the SAEs: 2400 documents are ~230k held-out tokens, enough for
     # "dead = never fires on the held-out tokens" to mean rare, not merely unlucky
@@ -139,12 +148,13 @@ class World:
         )
         self.relations: dict[str, list[tuple[str, str]]] = self.facts.relations()
         self.people = pd.DataFrame(
-            [(p.name, p.gender, p.occupation, p.instrument, p.sport) for p in self.facts.people],
-            columns=["name", "gender", "occupation", "instrument", "sport"],
+            [(p.name, p.gender, p.occupation, p.instrument, p.sport, p.field)
+             for p in self.facts.people],
+            columns=["name", "gender", "occupation", "instrument", "sport", "field"],
         )
         self.countries = pd.DataFrame(
-            [(c.name, c.capital, c.currency, c.language) for c in self.facts.countries],
-            columns=["country", "capital", "currency", "language"],
+            [(c.name, c.capital, c.currency, c.language, c.region) for c in self.facts.countries],
+            columns=["country", "capital", "currency", "language", "region"],
         )
         self.lexicon = _build_lexicon(self.facts)
         rng = random.Random(f"llmfeatures-heldout-add-{config.seed}")
@@ -162,8 +172,11 @@ class World:
 
     # ------------------------------------------------------------------ documents
     def documents(self, split: str) -> pd.DataFrame:
-        """All documents of ``split``: columns doc_id, domain, text, family, task, subject, gender.
+        """All documents of ``split``: columns doc_id, domain, group, text, family, task, subject,
+        gender.
 
+        ``group`` is ``"formal"`` (arithmetic, bitwise, code, bitwise few-shot) or ``"prose"``
+        (everything else, including relation and part-of-speech few-shot documents).
         ``family``/``task`` are set for few-shot documents only (None elsewhere).  ``subject`` is
         the protagonist of a narrative (a name, or a gendered noun such as ``king``), the entity
         of an encyclopedia article (None for a list of facts), ``addition``/``bitwise`` for
@@ -203,9 +216,11 @@ class World:
             else:
                 text, meta = getattr(corpus, domain)(rng)
                 subject, gender = meta["subject"], meta["gender"]
-            rows.append((i, domain, text, family, task, subject, gender))
+            group = FEWSHOT_GROUPS[family] if domain == "fewshot" else DOMAIN_GROUPS[domain]
+            rows.append((i, domain, group, text, family, task, subject, gender))
         df = pd.DataFrame(
-            rows, columns=["doc_id", "domain", "text", "family", "task", "subject", "gender"]
+            rows,
+            columns=["doc_id", "domain", "group", "text", "family", "task", "subject", "gender"],
         )
         return _none_for_missing(df, ["family", "task", "subject", "gender"])
 
@@ -304,11 +319,17 @@ class World:
                                            "n_shots"])
 
     def relation_pairs(self) -> pd.DataFrame:
-        """All relation pairs in one frame: relation, input, output, input_chars, output_chars."""
-        rows = [(name, x, y, len(x), len(y)) for name, pairs in self.relations.items()
-                for x, y in pairs]
-        return pd.DataFrame(rows, columns=["relation", "input", "output", "input_chars",
-                                           "output_chars"])
+        """All relation pairs in one frame: relation, input, output, attribute, input_chars,
+        output_chars.
+
+        ``attribute`` is the pair's shared attribute (a country's region, a person's field, a word
+        pair's semantic class; :meth:`Facts.attributes`), which the corpus states for both words.
+        """
+        attrs = self.facts.attributes()
+        rows = [(name, x, y, a, len(x), len(y)) for name, pairs in self.relations.items()
+                for (x, y), a in zip(pairs, attrs[name], strict=True)]
+        return pd.DataFrame(rows, columns=["relation", "input", "output", "attribute",
+                                           "input_chars", "output_chars"])
 
     def summary(self) -> pd.DataFrame:
         """Documents and characters per split and domain."""
@@ -321,7 +342,9 @@ class World:
 
 
 def _build_lexicon(facts: Facts) -> pd.DataFrame:
-    """One row per word: word, pos, gender, entity_type, n_chars (first classification wins)."""
+    """One row per word: word, pos, gender, entity_type, attribute, n_chars (first
+    classification wins; ``attribute`` is the region, field or word class the corpus states for
+    the word, None if it states none)."""
     rows: dict[str, tuple[str, str | None, str]] = {}
 
     def add(words, pos: str, entity: str, gender: str | None = None) -> None:
@@ -355,11 +378,21 @@ def _build_lexicon(facts: Facts) -> pd.DataFrame:
     add(vocab.CODE_FUNCS + vocab.CODE_VARS, "code", "code_identifier")
     add(vocab.CODE_CLASSES + vocab.CODE_MODULES, "code", "code_identifier")
     add(vocab.RECIPE_DISHES + vocab.RECIPE_INGREDIENTS + vocab.RECIPE_UNITS, "noun", "food")
+    attribute: dict[str, str] = {**CAPITAL_REGION, **LANGUAGE_REGION}
+    attribute.update({c.name: c.region for c in facts.countries})
+    attribute.update({p.name: p.field for p in facts.people})
+    for f in vocab.FIELDS:
+        for w in (*vocab.FIELD_OCCUPATIONS[f], *vocab.FIELD_INSTRUMENTS[f], *vocab.FIELD_SPORTS[f]):
+            attribute[w] = f
+    for name, classes in vocab.WORD_CLASS.items():
+        for x, y in facts.relations()[name]:
+            attribute.setdefault(x, classes[x])
+            attribute.setdefault(y, classes[x])
     df = pd.DataFrame(
-        [(w, pos, g, e, len(w)) for w, (pos, g, e) in rows.items()],
-        columns=["word", "pos", "gender", "entity_type", "n_chars"],
+        [(w, pos, g, e, attribute.get(w), len(w)) for w, (pos, g, e) in rows.items()],
+        columns=["word", "pos", "gender", "entity_type", "attribute", "n_chars"],
     )
-    return _none_for_missing(df, ["gender"])
+    return _none_for_missing(df, ["gender", "attribute"])
 
 
 def _none_for_missing(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -383,6 +416,7 @@ def build_world(config: WorldConfig | None = None, scale: str | None = None) -> 
 __all__ = [
     "DOMAINS",
     "FINETUNE_DOMAINS",
+    "GROUPS",
     "SPLITS",
     "WORLD_PRESETS",
     "Change",
