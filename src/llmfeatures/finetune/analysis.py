@@ -210,17 +210,22 @@ def latent_activations(model: HookedTransformer, sae, rows: torch.Tensor, layer:
                       for i in range(0, len(acts), 4096)])
 
 
-def column_correlation(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+def column_correlation(a: torch.Tensor, b: torch.Tensor, chunk: int = 512) -> np.ndarray:
     """Pearson correlation of each column of ``a`` with the same column of ``b`` (``[N, U]``
-    each) -> ``[U]``; NaN where a column is constant."""
+    each) -> ``[U]``; NaN where a column is constant.  Columns are taken ``chunk`` at a time
+    (float64), so memory stays near ``N * chunk`` numbers."""
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape; got {tuple(a.shape)}, {tuple(b.shape)}.")
-    a = a.double() - a.double().mean(0)
-    b = b.double() - b.double().mean(0)
-    den = (a.norm(dim=0) * b.norm(dim=0)).numpy()
-    num = (a * b).sum(0).numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    out = np.empty(a.shape[1])
+    for j in range(0, a.shape[1], chunk):
+        x = a[:, j : j + chunk].double()
+        y = b[:, j : j + chunk].double()
+        x, y = x - x.mean(0), y - y.mean(0)
+        den = (x.norm(dim=0) * y.norm(dim=0)).numpy()
+        num = (x * y).sum(0).numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[j : j + chunk] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    return out
 
 
 def label_shares(stats, layer: int, kind: str, labels: list[str]) -> np.ndarray:

@@ -86,6 +86,7 @@ def tuned_saes(tuned, saes: dict[int, object], scale: str | None = None,
             with atomic_path(folder / f"saes/layer_{L}") as tmp:
                 save_sae(new, tmp)
             files.append(f"saes/layer_{L}")
+        art.manifest = art._read_manifest()  # the full run may have been recorded meanwhile
         return files
 
     (art.path / "saes").mkdir(exist_ok=True)
@@ -190,6 +191,7 @@ def chapter_results(scale: str | None = None, config: FinetuneConfig | None = No
             res = _compute(scale, cfg)
         with atomic_path(folder / "results.pkl") as tmp:
             tmp.write_bytes(pickle.dumps(res))
+        art.manifest = art._read_manifest()  # the runs and SAEs were recorded meanwhile
         return ["results.pkl"]
 
     art.stage("results", build, version=RESULTS_VERSION)
