@@ -232,6 +232,9 @@ def test_ci_runs_and_chapter_results() -> None:
     assert history["val_loss"][-1] < history["val_loss"][0]
 
     res = chapter_results()
+    from llmfeatures.finetune import RUNS, finetune_dir
+
+    assert {*RUNS, "saes", "results"} <= set(finetune_dir().manifest["stages"])  # all recorded
     beh = res["behaviour"]
     assert beh.loc["full", "swapped_new"] > beh.loc["base", "swapped_new"]
     assert beh.loc["full", "recipe_loss"] < beh.loc["base", "recipe_loss"]
