@@ -25,6 +25,8 @@ from llmfeatures.emergence.training import (
     training_scan,
 )
 from llmfeatures.emergence.visualize import (
+    CHAPTER_PRESETS,
+    ChapterConfig,
     SearchConfig,
     SearchResult,
     concept_enrichment,
@@ -36,6 +38,8 @@ from llmfeatures.emergence.visualize import (
 )
 
 __all__ = [
+    "CHAPTER_PRESETS",
+    "ChapterConfig",
     "SCAN_PRESETS",
     "RandomDirections",
     "SearchConfig",

@@ -178,3 +178,25 @@ def concept_enrichment(tokens: np.ndarray, concept_ids: np.ndarray, n_allowed: i
     share = float(np.isin(t, concept_ids).mean()) if t.size else float("nan")
     chance = len(concept_ids) / max(n_allowed, 1)
     return {"share": share, "chance": chance, "enrichment": share / chance if chance else np.nan}
+
+
+@dataclass(frozen=True)
+class ChapterConfig:
+    """Sizes of the chapter's experiments: features searched, facts attributed, random directions
+    per layer, IG steps."""
+
+    n_features: int = 20
+    search: SearchConfig = SearchConfig(steps=30)
+    n_facts: int = 100
+    n_randomisation: int = 30
+    n_random_directions: int = 512
+    ig_steps: int = 64
+
+
+CHAPTER_PRESETS = {
+    "ci": ChapterConfig(n_features=3, search=SearchConfig(steps=8, batch=4, n_candidates=16),
+                        n_facts=12, n_randomisation=6, n_random_directions=64, ig_steps=16),
+    "book": ChapterConfig(),
+    "gpu": ChapterConfig(n_facts=322),
+    "paper": ChapterConfig(n_facts=322),
+}
