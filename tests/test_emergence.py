@@ -131,3 +131,23 @@ def test_training_scan_on_the_ci_organism() -> None:
     assert p[steps[-1]] > p[steps[0]], "probes of the trained model beat the initial ones"
     loss = scan["loss"].groupby("step")["loss"].mean()
     assert loss[steps[-1]] < loss[steps[0]]
+
+
+@pytest.mark.usefixtures("no_network")
+def test_colab_calls_on_a_gpt2_stand_in() -> None:
+    """The Colab path: search and attribution on a GPT-2 loaded through the real loader."""
+    from llmfeatures.attribution import attribute, feature_target, logit_target
+    from llmfeatures.organism.tokenizer import train_tokenizer
+    from tests.conftest import gpt2_stand_in
+
+    texts = [f"the {a} saw the {b} near the {c}" for a in ("cat", "dog", "boy", "girl")
+             for b in ("tree", "park", "shop") for c in ("river", "road")]
+    model = gpt2_stand_in(train_tokenizer(texts, vocab_size=300))
+    r = optimise_input(model, 1, 3, None, SearchConfig(length=4, batch=2, steps=3),
+                       progress=False)
+    assert r.tokens.shape == (2, 4) and np.isfinite(r.activation).all()
+    assert r.history[-1] >= r.history[0]
+    toks = model.to_tokens("the cat saw the tree")
+    ig = attribute(model, toks, logit_target([5]), "integrated_gradients", n_steps=32)
+    assert ig.completeness_gap < 0.05 and len(ig.scores) == toks.shape[1]
+    assert np.isfinite(attribute(model, toks, feature_target(0, 2), "occlusion").scores).all()
