@@ -151,3 +151,155 @@ def test_colab_calls_on_a_gpt2_stand_in() -> None:
     ig = attribute(model, toks, logit_target([5]), "integrated_gradients", n_steps=32)
     assert ig.completeness_gap < 0.05 and len(ig.scores) == toks.shape[1]
     assert np.isfinite(attribute(model, toks, feature_target(0, 2), "occlusion").scores).all()
+
+
+# --------------------------------------------------------------------------------------------
+# presence of the final features across checkpoints
+# --------------------------------------------------------------------------------------------
+def _planted_sae():
+    """Latent 0 = relu(x[1] - 4): fires on tokens a, b, c of the planted model (e_k[1] = 8 - k);
+    latent 1 = relu(x[0] - 4) mixes the token (e_k[0] = k) with the attended prefix mean."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    sae = StandardSAE(StandardSAEConfig(d_in=4, d_sae=2, apply_b_dec_to_input=False))
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.zero_()
+        sae.W_enc[1, 0] = sae.W_enc[0, 1] = 1.0
+        sae.b_enc[:] = -4.0
+        sae.W_dec[0, 1] = sae.W_dec[1, 0] = 1.0
+    return sae
+
+
+def _permuted(model, perm):
+    """The same function in a permuted residual basis (what training may do to a basis)."""
+    import copy
+
+    m = copy.deepcopy(model)
+    with torch.no_grad():
+        m.W_E[:] = model.W_E[:, perm]
+        m.W_pos[:] = model.W_pos[:, perm]
+        for name in ("W_Q", "W_K", "W_V"):
+            getattr(m.blocks[0].attn, name)[:] = getattr(model.blocks[0].attn, name)[:, perm]
+        m.blocks[0].attn.W_O[:] = model.blocks[0].attn.W_O[..., perm]
+        m.blocks[0].attn.b_O[:] = model.blocks[0].attn.b_O[perm]
+        m.blocks[0].mlp.W_in[:] = model.blocks[0].mlp.W_in[perm]
+        m.blocks[0].mlp.W_out[:] = model.blocks[0].mlp.W_out[:, perm]
+        m.blocks[0].mlp.b_out[:] = model.blocks[0].mlp.b_out[perm]
+        m.W_U[:] = model.W_U[perm]
+    return m
+
+
+def test_presence_is_basis_free_and_drops_when_the_information_is_gone() -> None:
+    import copy
+
+    from llmfeatures.emergence.presence import PresenceConfig, feature_presence
+
+    final = planted_model()
+    rows = torch.cat([torch.zeros(64, 1, dtype=torch.long),
+                      torch.randint(1, 8, (64, 7), generator=torch.Generator().manual_seed(0))], 1)
+    x = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7]])
+    rotated = _permuted(final, [2, 0, 3, 1])
+    assert torch.allclose(rotated(x), final(x), atol=1e-5), "the permuted model is the same model"
+    blind = copy.deepcopy(final)  # token identity scrambled: e_k of another token
+    with torch.no_grad():
+        blind.W_E[1:] = final.W_E[[5, 7, 1, 6, 2, 4, 3]]
+    models = {0: blind, 1: rotated, 2: final}
+    table = feature_presence([0, 1, 2], models.__getitem__, final, _planted_sae(), rows, 0,
+                             PresenceConfig(n_docs=4, min_active=5, alpha=1e-3), progress=False)
+    p = table.pivot(index="unit", columns="step", values="presence")
+    assert list(p.index) == [0, 1] and (table.n_active >= 5).all()
+    assert np.allclose(p[1], p[2], atol=1e-6), "a rotated basis carries the same features"
+    assert (p[2] > 0.8).all(), p
+    assert (p[0] < p[2] - 0.3).all(), "scrambled tokens hide the token-level latents"
+
+
+def test_presence_onsets_and_validation() -> None:
+    import pandas as pd
+
+    from llmfeatures.emergence.presence import (
+        PresenceConfig,
+        feature_presence,
+        presence_onsets,
+        skill_onsets,
+    )
+
+    steps = [0, 10, 20, 40, 80]
+    table = pd.DataFrame({"step": steps * 3, "unit": np.repeat([0, 1, 2], 5),
+                          "presence": [.1, .1, .7, .8, .8,   # jumps between 10 and 20
+                                       .6, .6, .6, .6, .62,  # present from the start
+                                       .1, .2, .3, .4, .5]})  # gradual: half-way at 40
+    on = presence_onsets(table).set_index("unit")
+    assert on.loc[0, "onset"] == 20 and on.loc[0, "step_before"] == 10
+    assert np.isnan(on.loc[1, "onset"]) and on.loc[1, "gain"] == pytest.approx(0.02)
+    assert on.loc[2, "onset"] == 40
+    tasks = pd.DataFrame({"step": steps * 2, "task": ["a"] * 5 + ["b"] * 5,
+                          "accuracy": [0, 0, 0, 1, 1, .5, .5, .5, .5, .5]})
+    s = skill_onsets(tasks)
+    assert s["a"] == 40 and np.isnan(s["b"])
+    with pytest.raises(ValueError, match="frac"):
+        PresenceConfig(frac=1.5)
+    with pytest.raises(ValueError, match="rows must be"):
+        feature_presence([0], lambda s: None, planted_model(), _planted_sae(),
+                         torch.zeros(3, 4, dtype=torch.long), 0)
+    rows = torch.cat([torch.zeros(8, 1, dtype=torch.long), torch.full((8, 3), 7)], 1)
+    with pytest.raises(ValueError, match="min_active"):  # token g never fires either latent
+        feature_presence([0], lambda s: planted_model(), planted_model(), _planted_sae(), rows, 0)
+
+
+@pytest.mark.slow
+def test_presence_on_the_ci_organism() -> None:
+    """The final model's latents are readable from its own last checkpoint far better than from
+    the random initialisation (the null)."""
+    from llmfeatures.emergence.presence import PresenceConfig, feature_presence, presence_onsets
+    from llmfeatures.loaders import load_model, load_sae, load_world
+    from llmfeatures.organism import middle_layer, organism_checkpoints
+    from llmfeatures.organism.train import pack_documents
+
+    torch.set_num_threads(1)
+    final, layer = load_model("organism"), middle_layer()
+    steps = organism_checkpoints()
+    rows = pack_documents(load_world().texts("val")[:60], final.tokenizer, final.cfg.n_ctx)
+    table = feature_presence([steps[0], steps[-1]],
+                             lambda s: load_model("organism", checkpoint=s), final,
+                             load_sae("organism", layer, model=final), rows, layer,
+                             PresenceConfig(min_active=10), progress=False)
+    med = table.groupby("step")["presence"].median()
+    assert med[steps[-1]] > med[steps[0]] + 0.2, med
+    on = presence_onsets(table)
+    assert (on.onset.dropna() == steps[-1]).all() and on.onset.notna().mean() > 0.5
+
+
+@pytest.mark.usefixtures("no_network")
+def test_colab_presence_on_pythia_stand_ins() -> None:
+    """The Colab path for Pythia: checkpoints (here two GPT-NeoX stand-ins of Pythia's
+    architecture, converted by the real loader) read against the final model's SAE."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from llmfeatures.emergence.presence import feature_presence
+    from llmfeatures.loaders import load_model
+    from llmfeatures.organism.tokenizer import train_tokenizer
+    from llmfeatures.organism.train import pack_documents
+
+    texts = [f"the {a} saw the {b} near the {c}" for a in ("cat", "dog", "boy", "girl")
+             for b in ("tree", "park", "shop") for c in ("river", "road")]
+    tok = train_tokenizer(texts, vocab_size=300)
+    cfg = GPTNeoXConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, vocab_size=len(tok), max_position_embeddings=64,
+                        rotary_pct=0.25)
+    ckpts = {}
+    for step in (0, 100):
+        torch.manual_seed(step)
+        ckpts[step] = load_model("pythia-70m", hf_model=GPTNeoXForCausalLM(cfg).eval(),
+                                 tokenizer=tok, device="cpu")
+    torch.manual_seed(5)
+    sae = StandardSAE(StandardSAEConfig(d_in=32, d_sae=16, metadata=SAEMetadata(
+        hook_name="blocks.1.hook_resid_post")))
+    rows = pack_documents(texts * 2, tok, 32)
+    table = feature_presence([0, 100], ckpts.__getitem__, ckpts[100], sae, rows, 1,
+                             progress=False)
+    p = table.pivot(index="unit", columns="step", values="presence")
+    assert len(p) > 0 and p.notna().all().all()
+    assert p[100].median() > p[0].median(), "the final checkpoint reads its own SAE best"

@@ -117,9 +117,49 @@ def test_unknown_scale_is_rejected_with_valid_scales(call) -> None:
     assert "ci, book, gpu, paper" in str(err.value)
 
 
-def test_checkpoint_only_for_the_organism() -> None:
-    with pytest.raises(ValueError, match="only kept for the organism"):
+def test_checkpoints_only_for_the_organism_and_pythia() -> None:
+    with pytest.raises(ValueError, match="without training checkpoints.*organism, pythia-70m"):
         load_model("gpt2-small", checkpoint=100)
+    steps = loaders.model_checkpoints("EleutherAI/pythia-70m-deduped")
+    assert steps[:4] == [0, 1, 2, 4] and steps[-1] == 143_000 and 512 in steps and 1000 in steps
+    with pytest.raises(ValueError, match=r"no checkpoint at step 1500.*\[512, 1000, 2000\]"):
+        load_model("pythia-70m", checkpoint=1500)
+
+
+def test_pythia_checkpoint_without_network(no_network) -> None:
+    with pytest.raises(ModelUnavailableError) as err:
+        load_model("pythia-70m", checkpoint=512, device="cpu")
+    _assert_unavailable_message(err.value, "pythia-70m", gated=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_pythia(tokenizer):
+    """Two 'checkpoints' of a 2-layer GPT-NeoX (Pythia's architecture, partial rotary)."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    cfg = GPTNeoXConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
+                        num_attention_heads=4, vocab_size=len(tokenizer),
+                        max_position_embeddings=32, rotary_pct=0.25)
+    out = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        out.append(GPTNeoXForCausalLM(cfg).eval())
+    return out
+
+
+def test_pythia_stand_in_loads_offline(no_network, tiny_pythia, tokenizer) -> None:
+    models = [load_model("pythia-70m", hf_model=m, tokenizer=tokenizer, device="cpu")
+              for m in tiny_pythia]
+    x = models[0].to_tokens("the cat sat on a mat")
+    # as from_pretrained does for Pythia, which was trained without a BOS token
+    assert not models[0].cfg.default_prepend_bos and x.shape == (1, 6)
+    for ours, theirs in zip(models, tiny_pythia):
+        with torch.no_grad():
+            diff = ours(x).log_softmax(-1) - theirs(x).logits.log_softmax(-1)
+        assert diff.abs().max() < 1e-4, diff.abs().max()
+    assert not torch.allclose(models[0](x), models[1](x)), "two checkpoints, two models"
+    with pytest.raises(TypeError, match="not both"):
+        load_model("pythia-70m", checkpoint=0, hf_model=tiny_pythia[0], tokenizer=tokenizer)
 
 
 def test_organism_rejects_hub_options(tiny_gpt2) -> None:
@@ -285,7 +325,8 @@ def test_stand_in_without_tokenizer_needs_the_hub(no_network, tiny_gpt2) -> None
 
 
 @pytest.mark.parametrize(
-    ("model_name", "layer"), [("gemma-2-2b", 12), ("gpt2-small", 5), ("llama-3.1-8b", 0)]
+    ("model_name", "layer"),
+    [("gemma-2-2b", 12), ("gpt2-small", 5), ("llama-3.1-8b", 0), ("pythia-70m", 3)],
 )
 def test_paper_sae_without_network(no_network, model_name: str, layer: int) -> None:
     with pytest.raises(ModelUnavailableError) as err:

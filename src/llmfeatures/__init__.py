@@ -36,6 +36,7 @@ from llmfeatures.loaders import (  # noqa: E402
     load_model,
     load_sae,
     load_world,
+    model_checkpoints,
     resid_hook,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "load_model",
     "load_sae",
     "load_world",
+    "model_checkpoints",
     "resid_hook",
     "__version__",
     "get_device",

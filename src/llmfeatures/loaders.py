@@ -11,7 +11,12 @@ name               TransformerLens model                   residual SAEs (sae-le
 ``gemma-2-2b``     ``google/gemma-2-2b``                   Gemma Scope ``gemma-scope-2b-pt-res(-canonical)``
 ``gemma-2-9b``     ``google/gemma-2-9b``                   Gemma Scope ``gemma-scope-9b-pt-res-canonical``
 ``llama-3.1-8b``   ``meta-llama/Llama-3.1-8B``             Llama Scope ``llama_scope_lxr_8x``
+``pythia-70m``     ``EleutherAI/pythia-70m-deduped``       ``pythia-70m-deduped-res-sm``
 =================  ======================================  ==========================================
+
+Training checkpoints: the organism keeps its own (``organism_checkpoints``); Pythia's are the
+Hub revisions ``step<N>`` (:func:`model_checkpoints` lists them), loaded with
+``load_model("pythia-70m", checkpoint=N)``.  The other real models are loaded as released.
 
 *Layer numbers mean the same thing for every model and in every chapter*: layer ``L`` is the
 residual stream **after** block ``L``, ``blocks.L.hook_resid_post`` (the same tensor as
@@ -111,6 +116,7 @@ class PaperModel:
     from_pretrained_kwargs: Mapping[str, Any] = field(default_factory=dict)
     sae_ids: Mapping[int, tuple[str, str]] = field(default_factory=dict)
     last_layer_sae: str | None = None  # sae id used for the last layer when the template fails
+    checkpointed: bool = False  # training checkpoints on the Hub (TransformerLens checkpoint_value)
 
 
 # Gemma: fold the RMSNorm weights (as the geometry paper's TransformerLens runs did) but keep the
@@ -167,6 +173,18 @@ PAPER_MODELS: Mapping[str, PaperModel] = MappingProxyType(
             sae_template="l{layer}r_8x",
             from_pretrained_kwargs=MappingProxyType({"dtype": "bfloat16"}),
         ),
+        # the Pythia suite keeps 154 training checkpoints (log-spaced to step 512, then every
+        # 1000 steps to 143000); the deduplicated 70m model has residual SAEs for every layer
+        "pythia-70m-deduped": PaperModel(
+            name="pythia-70m-deduped",
+            tl_name="EleutherAI/pythia-70m-deduped",
+            n_layers=6,
+            d_model=512,
+            gated=False,
+            sae_release="pythia-70m-deduped-res-sm",
+            sae_template="blocks.{layer}.hook_resid_post",
+            checkpointed=True,
+        ),
     }
 )
 
@@ -180,6 +198,8 @@ MODEL_ALIASES: Mapping[str, str] = MappingProxyType(
         "gemma2-9b": "gemma-2-9b",
         "meta-llama/llama-3.1-8b": "llama-3.1-8b",
         "llama3.1-8b": "llama-3.1-8b",
+        "pythia-70m": "pythia-70m-deduped",
+        "eleutherai/pythia-70m-deduped": "pythia-70m-deduped",
     }
 )
 
@@ -208,6 +228,42 @@ def resolve_model_name(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 # network errors
 # --------------------------------------------------------------------------------------------
+def model_checkpoints(name: str = ORGANISM, scale: str | None = None) -> list[int]:
+    """Training steps at which ``name`` has a checkpoint, for ``load_model(name, checkpoint=...)``.
+
+    The organism's are the steps it saved while training (``scale`` picks the organism); Pythia's
+    are the Hub revisions TransformerLens knows (0, 1, 2, 4, ..., 512, 1000, 2000, ..., 143000).
+    Other real models are released without checkpoints: ``ValueError``.
+    """
+    key = resolve_model_name(name)
+    if key == ORGANISM:
+        from llmfeatures.organism.pipeline import organism_checkpoints
+
+        return organism_checkpoints(scale)
+    spec = PAPER_MODELS[key]
+    if not spec.checkpointed:
+        with_ckpt = [ORGANISM, *(k for k, v in PAPER_MODELS.items() if v.checkpointed)]
+        raise ValueError(
+            f"{spec.name} is released without training checkpoints; models with checkpoints: "
+            f"{', '.join(with_ckpt)}."
+        )
+    from transformer_lens.loading_from_pretrained import PYTHIA_CHECKPOINTS
+
+    return list(PYTHIA_CHECKPOINTS)
+
+
+def _check_checkpoint(spec: PaperModel, checkpoint: int) -> int:
+    steps = model_checkpoints(spec.name)
+    if isinstance(checkpoint, bool) or not isinstance(checkpoint, int) or checkpoint not in steps:
+        near = sorted(steps, key=lambda s: abs(s - checkpoint)
+                      if isinstance(checkpoint, int) else s)[:3]
+        raise ValueError(
+            f"{spec.name} has no checkpoint at step {checkpoint!r}; the nearest saved steps are "
+            f"{sorted(near)} (model_checkpoints({spec.name!r}) lists all {len(steps)})."
+        )
+    return checkpoint
+
+
 def _network_error_types() -> tuple[type[BaseException], ...]:
     """Exception types that mean "the Hub could not be reached or refused us".
 
@@ -288,7 +344,8 @@ def load_model(
         Scale of the organism (``ci``/``book``/``gpu``/``paper``); default ``$LLMFEATURES_SCALE``.
         Real models have one size; the scale is only checked for them.
     checkpoint:
-        Organism only: a training step from ``organism_checkpoints()``.
+        A training step from :func:`model_checkpoints` (the organism and Pythia only; Pythia's
+        are downloaded as the Hub revision ``step<N>``).
     device:
         ``"cuda"``, ``"cpu"``, ...; default :func:`llmfeatures.config.get_device`.
     hf_model, tokenizer:
@@ -325,13 +382,17 @@ def load_model(
         return organism_model(scale=scale, checkpoint=checkpoint, device=device)
 
     spec = PAPER_MODELS[key]
-    if checkpoint is not None:
-        raise ValueError(
-            f"checkpoint={checkpoint!r}: training checkpoints are only kept for the organism; "
-            f"{spec.name} is loaded as released."
-        )
     dev = str(get_device(device))
     options = {**spec.from_pretrained_kwargs, **kwargs}
+    if checkpoint is not None:
+        if not spec.checkpointed:
+            model_checkpoints(spec.name)  # raises, naming the models that have checkpoints
+        if hf_model is not None:
+            raise TypeError(
+                "pass checkpoint= or hf_model=, not both: a model in hand is already one "
+                "checkpoint (convert each stand-in checkpoint with hf_model= on its own)."
+            )
+        options["checkpoint_value"] = _check_checkpoint(spec, checkpoint)
     if hf_model is not None:
         return _from_hf_model(spec, hf_model, tokenizer, device=dev, options=options)
 

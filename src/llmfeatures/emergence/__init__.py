@@ -1,6 +1,7 @@
 """Emergent features (chapter 1): monosemanticity of neurons, SAE latents and random directions
 against the organism's planted truth, superposition in numbers, feature visualisation by input
-optimisation, and features appearing over training checkpoints.
+optimisation, and features appearing over training checkpoints (probes, and the final SAE
+latents read back through every checkpoint).
 
 Layer ``L`` is ``blocks.L.hook_resid_post``; MLP neurons of layer ``L`` are
 ``blocks.L.mlp.hook_post``; the embeddings are ``blocks.0.hook_resid_pre`` (layer ``-1``).
@@ -16,6 +17,14 @@ from llmfeatures.emergence.monosemantic import (
     top_label_codes,
     top_purity,
     unit_purity,
+)
+from llmfeatures.emergence.presence import (
+    PRESENCE_PRESETS,
+    PresenceConfig,
+    feature_presence,
+    organism_presence,
+    presence_onsets,
+    skill_onsets,
 )
 from llmfeatures.emergence.training import (
     SCAN_PRESETS,
@@ -40,6 +49,8 @@ from llmfeatures.emergence.visualize import (
 __all__ = [
     "CHAPTER_PRESETS",
     "ChapterConfig",
+    "PRESENCE_PRESETS",
+    "PresenceConfig",
     "SCAN_PRESETS",
     "RandomDirections",
     "SearchConfig",
@@ -48,15 +59,19 @@ __all__ = [
     "concept_enrichment",
     "concept_spread",
     "concept_token_ids",
+    "feature_presence",
     "gcg_step",
     "monosemanticity",
     "neuron_concepts",
     "onsets",
     "optimise_input",
+    "organism_presence",
+    "presence_onsets",
     "random_direction_stats",
     "scan_checkpoint",
     "score_sequences",
     "single_token_units",
+    "skill_onsets",
     "top_label_codes",
     "top_purity",
     "tradeoff_curve",

@@ -67,4 +67,49 @@ def plot_training(scan: dict, probe_layer: int):
     return fig
 
 
+def plot_presence(table: pd.DataFrame, onsets: pd.DataFrame, tasks: pd.DataFrame,
+                  groups: pd.Series | None = None, layer: int | None = None):
+    """When the final features appear, beside the skills.
+
+    Left: presence (held-out correlation of the linear readout) over training steps, median and
+    interquartile band per group of latents (``groups``: unit -> group name), with the step-0
+    value as the null.  Right: how many latents have their onset at each step (bars) and the
+    task accuracies (lines, right axis)."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    ax = axes[0]
+    grouped = table.assign(group="all latents" if groups is None else
+                           groups.reindex(table.unit).to_numpy())
+    for i, (name, g) in enumerate(grouped.groupby("group", sort=True)):
+        q = g.groupby("step")["presence"].quantile([0.25, 0.5, 0.75]).unstack()
+        ax.plot(q.index, q[0.5], marker=".", color=f"C{i}",
+                label=f"{name} ({g.unit.nunique()})")
+        ax.fill_between(q.index, q[0.25], q[0.75], color=f"C{i}", alpha=0.15, lw=0)
+    ax.set_ylabel("presence: held-out correlation\nof the linear readout")
+    ax.set_title(f"final SAE latents, layer {layer}" if layer is not None else "final SAE latents",
+                 fontsize="medium")
+    ax.legend(frameon=False, fontsize="x-small", loc="upper left")
+    ax = axes[1]
+    steps = np.sort(table.step.unique())
+    counts = onsets.onset.value_counts().reindex(steps, fill_value=0)
+    ax.bar(steps, counts.to_numpy(), width=np.diff(np.r_[steps, steps[-1] * 1.4]) * 0.6,
+           align="edge", color="0.75", label="latents with their onset here")
+    ax.set_ylabel("number of latents")
+    twin = ax.twinx()
+    for i, (task, g) in enumerate(tasks.sort_values("step").groupby("task")):
+        twin.plot(g.step, g.accuracy, marker=".", color=f"C{i + 3}", label=f"{task} accuracy")
+    twin.set_ylim(0, 1.02)
+    twin.set_ylabel("task accuracy (top-1)")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = twin.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, frameon=False, fontsize="x-small", loc="upper left")
+    for a in axes:
+        a.set_xscale("symlog", linthresh=16)
+        a.set_xlim(0, steps[-1] * 1.3)
+        a.set_xlabel("training step")
+    fig.tight_layout()
+    return fig
+
+
 fit_module_figures(globals())
