@@ -114,6 +114,9 @@ def test_monosemanticity_on_the_ci_organism() -> None:
     assert set(tab.family) == {"sae", "neuron", "random"} and set(tab.layer) == set(layers)
     piv = tab.pivot(index="layer", columns="family", values="mean_purity")
     assert (piv["sae"] > piv["random"]).all(), "SAE latents must beat random directions"
+    frac = tab.pivot(index="layer", columns="family", values="frac_pure")
+    assert (frac["sae"] > frac["neuron"] + 0.1).all(), frac  # among multi-token units
+    assert (tab.n_multi_token <= tab.n_units).all()
     with pytest.raises(ValueError, match="neurons=True"):
         monosemanticity(organism_feature_stats(config=StatsConfig(cooccurrence=False),
                                                progress=False))

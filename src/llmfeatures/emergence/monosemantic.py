@@ -101,8 +101,12 @@ def monosemanticity(stats: FeatureStats, null: FeatureStats | None = None,
                     kinds: Sequence[str] = ("domain", "pos", "entity_type"),
                     threshold: float = 0.9, min_examples: int = 5) -> pd.DataFrame:
     """Per layer, family (``sae``, ``neuron``, ``random``) and label kind: ``n_units`` (live units
-    with at least ``min_examples`` labelled top examples), ``frac_pure`` (purity >= threshold,
-    single-token units excluded), ``frac_single_token``, ``mean_purity``.  ``stats`` must hold
+    with at least ``min_examples`` labelled top examples), ``n_multi_token`` (those whose top
+    examples are not all one token), ``frac_pure`` (share of the multi-token units with purity
+    >= threshold), ``frac_single_token`` (share of the live units that are token detectors,
+    counted apart: a token detector is pure for free, and SAEs have many more of them than
+    neurons, so leaving them in either the numerator or the denominator would bias the
+    comparison), ``mean_purity`` (of the multi-token units).  ``stats`` must hold
     SAE and neuron sites (``StatsConfig(neurons=True)``); ``null`` the random directions."""
     if not stats.neurons:
         raise ValueError("stats has no neuron sites; run the engine with StatsConfig(neurons=True).")
@@ -120,7 +124,9 @@ def monosemanticity(stats: FeatureStats, null: FeatureStats | None = None,
                 multi = live & ~single
                 rows.append({"layer": L, "family": family, "kind": kind,
                              "n_units": int(live.sum()),
-                             "frac_pure": float((pur[multi] >= threshold).sum() / max(live.sum(), 1)),
+                             "n_multi_token": int(multi.sum()),
+                             "frac_pure": float((pur[multi] >= threshold).sum()
+                                                / max(multi.sum(), 1)),
                              "frac_single_token": float((live & single).sum() / max(live.sum(), 1)),
                              "mean_purity": float(np.nanmean(pur[multi])) if multi.any()
                              else float("nan")})

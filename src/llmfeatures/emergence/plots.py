@@ -24,7 +24,7 @@ def plot_monosemanticity(table: pd.DataFrame, kinds=("domain", "pos", "entity_ty
         ax.set_title(kind)
         ax.set_xlabel("layer (resid_post)")
         ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("share of units with purity >= threshold")
+    axes[0][0].set_ylabel("share of multi-token units\nwith purity >= threshold")
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     fig.tight_layout()
     return fig
