@@ -81,6 +81,52 @@ def test_loss_recovered_on_an_organism_sae() -> None:
     assert r["clean"] < r["spliced"] < r["zero"]
 
 
+def test_loss_recovered_shares_clean_and_zero_losses_between_saes() -> None:
+    model, rows = tiny_model(), planted_rows(8)
+    passes = []
+    model.blocks[0].hook_resid_pre.add_hook(lambda act, hook: passes.append(1), is_permanent=True)
+    memo: dict = {}
+    first = loss_recovered(model, Scaled(1.0, keep=8), rows, 1, batch_size=8, losses=memo)
+    assert len(passes) == 3 and set(memo) == {"clean", ("zero", 1)}  # clean, zero, spliced
+    second = loss_recovered(model, Scaled(0.5), rows, 1, batch_size=8, losses=memo)
+    assert len(passes) == 4  # only the spliced pass is new
+    fresh = loss_recovered(model, Scaled(0.5), rows, 1, batch_size=8)
+    assert second == pytest.approx(fresh) and second["clean"] == first["clean"]
+    assert second["recovered"] != pytest.approx(first["recovered"])
+
+
+def test_residual_streams_and_sparse_sae_metrics_match_the_per_layer_versions() -> None:
+    from llmfeatures.loaders import load_model, load_sae, load_world
+    from llmfeatures.organism.sae import (
+        non_special,
+        residual_activations,
+        residual_streams,
+        sae_metrics,
+    )
+    from llmfeatures.organism.train import pack_documents
+
+    model = load_model("organism")
+    rows = pack_documents(load_world().texts("val")[:30], model.tokenizer, model.cfg.n_ctx)
+    layers = list(range(model.cfg.n_layers))
+    streams = residual_streams(model, rows, layers[::-1], batch_size=7)
+    assert sorted(streams) == layers
+    for L in layers:
+        assert torch.equal(streams[L], residual_activations(model, rows, L))
+    assert len(streams[0]) == int(non_special(model, rows).sum()) < rows.numel()
+    with pytest.raises(ValueError, match="out of range"):
+        residual_streams(model, rows, [model.cfg.n_layers])
+
+    sae = load_sae("organism", 0, model=model)
+    acts = streams[0]
+    m = sae_metrics(sae, acts, batch_size=1000)  # TopK: sparse encode and decode
+    with torch.no_grad():
+        f = sae.encode(acts)
+        fve = 1 - (sae.decode(f) - acts).pow(2).sum() / (acts - acts.mean(0)).pow(2).sum()
+    assert m["fve"] == pytest.approx(fve.item(), abs=1e-5)
+    assert m["l0"] == pytest.approx((f > 0).sum(1).float().mean().item())
+    assert m["dead_frac"] == pytest.approx(1 - (f > 0).any(0).float().mean().item())
+
+
 # ------------------------------------------------------------------------------ matching
 def test_hungarian_recovers_a_permuted_copy_exactly() -> None:
     rng = np.random.default_rng(0)
@@ -243,6 +289,9 @@ def test_ci_runs_and_chapter_results() -> None:
     assert {"shift", "untouched"} <= set(res["drift"]["group"])
     assert 0 <= res["drift_test"]["drift"]["p"] <= 1
     assert set(res["icl_cd"]["model"]) == {"base", "icl_early", "icl_late"}
+    phases = res["phases"].set_index("phase")
+    assert {"runs", "tuned_saes", "sae_fit", "feature_stats", "drift", "icl"} <= set(phases.index)
+    assert (phases["wall_s"] >= 0).all() and phases["wall_s"].sum() <= res["time_s"]
 
 
 # ------------------------------------------------------------------------------ Colab path

@@ -73,38 +73,46 @@ def _apply(sae: Callable[[torch.Tensor], torch.Tensor] | None) -> Callable:
 
 
 @torch.no_grad()
+def _mean_loss(model: HookedTransformer, rows: torch.Tensor, fwd_hooks: list,
+               batch_size: int) -> float:
+    """Next-token loss (nats per token) of ``model`` on ``rows`` with ``fwd_hooks`` applied."""
+    total, count = 0.0, 0
+    for i in range(0, len(rows), batch_size):
+        batch = rows[i : i + batch_size].to(model.cfg.device)
+        lt = model.run_with_hooks(batch, return_type="loss", loss_per_token=True,
+                                  fwd_hooks=fwd_hooks)
+        total += lt.sum().item()
+        count += lt.numel()
+    return total / max(count, 1)
+
+
 def loss_recovered(model: HookedTransformer, sae: Callable[[torch.Tensor], torch.Tensor] | None,
-                   rows: torch.Tensor, layer: int, batch_size: int = 32) -> dict[str, float]:
+                   rows: torch.Tensor, layer: int, batch_size: int = 32,
+                   losses: dict | None = None) -> dict[str, float]:
     """Loss when ``sae``'s reconstruction replaces ``blocks.layer.hook_resid_post``.
 
     ``sae``: anything mapping activations ``[..., d_model]`` to reconstructions of the same shape
     (a sae-lens SAE's forward, ``torch.nn.Identity()``; ``None`` means zeros).  ``rows``
     ``[n_rows, n_ctx]``.  Returns ``clean``, ``spliced`` and ``zero`` losses (nats per token) and
     ``recovered = (zero - spliced) / (zero - clean)``: 1 for a perfect reconstruction, 0 for one
-    no better than zero-ablating the layer.
+    no better than zero-ablating the layer.  ``losses``: a dict kept between calls on the same
+    ``model`` and ``rows``, where the clean and zero-ablated losses (which do not depend on
+    ``sae``) are stored, so they are computed once.
     """
     name = resid_hook(layer)
     fn = _apply(sae)
+    memo = {} if losses is None else losses
 
-    def splice(f):
-        def hook(act, hook=None):
-            return fn(act.reshape(-1, act.shape[-1])).reshape(act.shape).to(act.dtype)
-        return hook
+    def splice(act, hook=None):
+        return fn(act.reshape(-1, act.shape[-1])).reshape(act.shape).to(act.dtype)
 
-    def loss(hook_fn) -> float:
-        total, count = 0.0, 0
-        for i in range(0, len(rows), batch_size):
-            batch = rows[i : i + batch_size].to(model.cfg.device)
-            fwd = [] if hook_fn is None else [(name, hook_fn)]
-            lt = model.run_with_hooks(batch, return_type="loss", loss_per_token=True,
-                                      fwd_hooks=fwd)
-            total += lt.sum().item()
-            count += lt.numel()
-        return total / max(count, 1)
-
-    clean = loss(None)
-    zero = loss(lambda act, hook=None: torch.zeros_like(act))
-    spliced = loss(splice(fn))
+    if "clean" not in memo:
+        memo["clean"] = _mean_loss(model, rows, [], batch_size)
+    if ("zero", layer) not in memo:
+        memo[("zero", layer)] = _mean_loss(
+            model, rows, [(name, lambda act, hook=None: torch.zeros_like(act))], batch_size)
+    clean, zero = memo["clean"], memo[("zero", layer)]
+    spliced = _mean_loss(model, rows, [(name, splice)], batch_size)
     denom = zero - clean
     if abs(denom) < 1e-12:
         raise ValueError(f"zero-ablating layer {layer} does not change the loss; loss recovered is "
@@ -113,15 +121,24 @@ def loss_recovered(model: HookedTransformer, sae: Callable[[torch.Tensor], torch
 
 
 def sae_fit(model: HookedTransformer, saes: Mapping[int, object], rows: torch.Tensor,
-            loss_rows: int = 64) -> pd.DataFrame:
+            loss_rows: int = 64, acts: Mapping[int, torch.Tensor] | None = None,
+            losses: dict | None = None) -> pd.DataFrame:
     """Per layer: ``fve``, ``l0``, ``dead_frac`` (on every token of ``rows``) and
-    ``loss_recovered`` (on the first ``loss_rows`` rows) of ``saes[layer]`` on ``model``."""
-    from llmfeatures.organism.sae import residual_activations, sae_metrics
+    ``loss_recovered`` (on the first ``loss_rows`` rows) of ``saes[layer]`` on ``model``.
 
+    ``acts``: the residual streams of ``rows`` already computed, ``{layer: [n_tokens, d]}``
+    (:func:`llmfeatures.organism.sae.residual_streams`); else one pass computes them here.
+    ``losses``: shared between calls on the same model and rows (see :func:`loss_recovered`).
+    """
+    from llmfeatures.organism.sae import residual_streams, sae_metrics
+
+    if acts is None:
+        acts = residual_streams(model, rows, sorted(saes))
+    losses = {} if losses is None else losses
     out = []
     for layer, sae in sorted(saes.items()):
-        m = sae_metrics(sae, residual_activations(model, rows, layer))
-        lr = loss_recovered(model, sae, rows[:loss_rows], layer)
+        m = sae_metrics(sae, acts[layer])
+        lr = loss_recovered(model, sae, rows[:loss_rows], layer, losses=losses)
         out.append({"layer": layer, "fve": m["fve"], "l0": m["l0"], "dead_frac": m["dead_frac"],
                     "loss_recovered": lr["recovered"], "spliced_loss": lr["spliced"],
                     "clean_loss": lr["clean"]})
@@ -199,32 +216,40 @@ def matching_summary(match: np.ndarray, cos: np.ndarray, threshold: float,
 
 # ------------------------------------------------------------------------------ drift
 @torch.no_grad()
+def encode_latents(sae, acts: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """``sae``'s latents on activations ``acts`` ``[n_tokens, d_in]`` -> ``[n_tokens, U]`` (CPU),
+    encoded ``chunk`` tokens at a time."""
+    device = next(sae.parameters()).device
+    return torch.cat([sae.encode(acts[i : i + chunk].to(device)).cpu()
+                      for i in range(0, len(acts), chunk)])
+
+
 def latent_activations(model: HookedTransformer, sae, rows: torch.Tensor, layer: int
                        ) -> torch.Tensor:
     """SAE latents of layer ``layer`` at every non-special token of ``rows``: ``[n_tokens, U]``."""
     from llmfeatures.organism.sae import residual_activations
 
-    acts = residual_activations(model, rows, layer)
-    device = next(sae.parameters()).device
-    return torch.cat([sae.encode(acts[i : i + 4096].to(device)).cpu()
-                      for i in range(0, len(acts), 4096)])
+    return encode_latents(sae, residual_activations(model, rows, layer))
 
 
 def column_correlation(a: torch.Tensor, b: torch.Tensor, chunk: int = 512) -> np.ndarray:
     """Pearson correlation of each column of ``a`` with the same column of ``b`` (``[N, U]``
-    each) -> ``[U]``; NaN where a column is constant.  Columns are taken ``chunk`` at a time
-    (float64), so memory stays near ``N * chunk`` numbers."""
+    each) -> ``[U]``; NaN where a column is constant.  Columns are taken ``chunk`` at a time;
+    the sums (of x, y, x*x, y*y, x*y) are accumulated in float64."""
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape; got {tuple(a.shape)}, {tuple(b.shape)}.")
+    n = a.shape[0]
     out = np.empty(a.shape[1])
+    f64 = torch.float64
     for j in range(0, a.shape[1], chunk):
-        x = a[:, j : j + chunk].double()
-        y = b[:, j : j + chunk].double()
-        x, y = x - x.mean(0), y - y.mean(0)
-        den = (x.norm(dim=0) * y.norm(dim=0)).numpy()
-        num = (x * y).sum(0).numpy()
+        x, y = a[:, j : j + chunk].float(), b[:, j : j + chunk].float()
+        sx, sy = x.sum(0, dtype=f64), y.sum(0, dtype=f64)
+        sxy = (x * y).sum(0, dtype=f64) - sx * sy / n
+        sxx = ((x * x).sum(0, dtype=f64) - sx * sx / n).clamp_min(0)
+        syy = ((y * y).sum(0, dtype=f64) - sy * sy / n).clamp_min(0)
+        den = (sxx * syy).sqrt().numpy()
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[j : j + chunk] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+            out[j : j + chunk] = np.where(den > 0, sxy.numpy() / np.where(den > 0, den, 1), np.nan)
     return out
 
 

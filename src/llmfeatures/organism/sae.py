@@ -224,7 +224,48 @@ def load_sae_folder(
     return sae
 
 
+def non_special(model: HookedTransformer, rows: torch.Tensor) -> torch.Tensor:
+    """``[n_rows, n_ctx]`` bool: the tokens of ``rows`` that are not BOS, EOS or padding (the
+    tokens :func:`residual_activations` keeps, in the same row-major order)."""
+    special = torch.tensor(
+        [t for t in (model.tokenizer.bos_token_id, model.tokenizer.eos_token_id,
+                     model.tokenizer.pad_token_id) if t is not None]
+    )
+    return ~torch.isin(rows.cpu(), special)
+
+
 @torch.no_grad()
+def residual_streams(
+    model: HookedTransformer,
+    rows: torch.Tensor,
+    layers: list[int] | tuple[int, ...],
+    batch_size: int = 32,
+    skip_special: bool = True,
+) -> dict[int, torch.Tensor]:
+    """Residual stream of every layer in ``layers`` (``blocks.L.hook_resid_post``) from ONE
+    forward pass per batch (stopping after the last of them).
+
+    ``rows`` ``[n_rows, n_ctx]`` -> ``{L: [n_tokens, d_model]}`` on the CPU, tokens in row-major
+    order, BOS/EOS/padding dropped unless ``skip_special=False`` (:func:`non_special`).
+    """
+    layers = sorted(set(layers))
+    if not layers:
+        raise ValueError("no layers given; pass at least one layer index.")
+    for layer in layers:
+        check_layer(layer, model.cfg.n_layers, allow_embed=False)
+    names = {resid_hook(L): L for L in layers}
+    out: dict[int, list[torch.Tensor]] = {L: [] for L in layers}
+    for i in range(0, len(rows), batch_size):
+        batch = rows[i : i + batch_size].to(model.cfg.device)
+        _, cache = model.run_with_cache(batch, names_filter=lambda n: n in names,
+                                        stop_at_layer=layers[-1] + 1)
+        keep = non_special(model, batch) if skip_special else None
+        for name, L in names.items():
+            acts = cache[name].cpu()
+            out[L].append(acts[keep] if skip_special else acts.reshape(-1, acts.shape[-1]))
+    return {L: torch.cat(v) for L, v in out.items()}
+
+
 def residual_activations(
     model: HookedTransformer,
     rows: torch.Tensor,
@@ -235,24 +276,10 @@ def residual_activations(
     """Residual stream of layer ``layer`` (``blocks.{layer}.hook_resid_post``) at every
     (non-special) token of ``rows``.
 
-    ``rows`` ``[n_rows, n_ctx]`` -> activations ``[n_tokens, d_model]`` on the CPU.
+    ``rows`` ``[n_rows, n_ctx]`` -> activations ``[n_tokens, d_model]`` on the CPU.  Several
+    layers of the same rows: :func:`residual_streams` (one pass for all of them).
     """
-    special = torch.tensor(
-        [t for t in (model.tokenizer.bos_token_id, model.tokenizer.eos_token_id,
-                     model.tokenizer.pad_token_id) if t is not None]
-    )
-    out = []
-    name = resid_hook(layer)
-    for i in range(0, len(rows), batch_size):
-        batch = rows[i : i + batch_size].to(model.cfg.device)
-        _, cache = model.run_with_cache(batch, names_filter=name, stop_at_layer=layer + 1)
-        acts = cache[name].cpu()
-        if skip_special:
-            keep = ~torch.isin(batch.cpu(), special)
-            out.append(acts[keep])
-        else:
-            out.append(acts.reshape(-1, acts.shape[-1]))
-    return torch.cat(out)
+    return residual_streams(model, rows, [layer], batch_size, skip_special)[layer]
 
 
 @torch.no_grad()
@@ -264,19 +291,32 @@ def sae_metrics(sae: SAE, acts: torch.Tensor, batch_size: int = 4096) -> dict[st
     """
     if acts.ndim != 2 or acts.shape[1] != sae.cfg.d_in:
         raise ValueError(f"acts must be [n_tokens, {sae.cfg.d_in}]; got {tuple(acts.shape)}.")
+    from sae_lens.saes.topk_sae import TopK
+
+    from llmfeatures.features.engine import sparse_encode
+
+    # a TopK SAE is encoded and decoded sparsely (sae-lens's sparse path), else densely
+    topk = isinstance(getattr(sae, "activation_fn", None), TopK)
     device = next(sae.parameters()).device
     mean = acts.mean(0)
     sse = sst = l0 = 0.0
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
     for i in range(0, len(acts), batch_size):
         x = acts[i : i + batch_size].to(device)
-        f = sae.encode(x)
-        x_hat = sae.decode(f)
+        if topk:
+            t, u, v = sparse_encode(sae, x)
+            f = torch.sparse_coo_tensor(torch.stack([t, u]), v, (len(x), sae.cfg.d_sae))
+            x_hat = sae.decode(f)
+            l0 += len(v)
+            fired[u] = True
+        else:
+            f = sae.encode(x)
+            x_hat = sae.decode(f)
+            active = f > 0
+            l0 += active.sum().item()
+            fired |= active.any(0)
         sse += (x - x_hat).pow(2).sum().item()
         sst += (x - mean.to(device)).pow(2).sum().item()
-        active = f > 0
-        l0 += active.sum().item()
-        fired |= active.any(0)
     n = len(acts)
     return {
         "fve": 1.0 - sse / sst,
