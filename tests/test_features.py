@@ -264,7 +264,12 @@ def test_engine_equals_brute_force_on_the_organism(organism) -> None:
         for unit in range(0, sae.cfg.d_sae, 7):
             order = np.lexsort((np.arange(len(a)), -a[:, unit]))[: cfg.top_k]
             order = order[a[order, unit] > 0]
-            np.testing.assert_array_equal(s.top_ids[unit][: len(order)], order)
+            got = s.top_ids[unit][: len(order)]
+            # batched and per-document forwards differ by float rounding, so two activations
+            # equal to ~1e-6 may swap; any other difference in the order is an error
+            for i in np.flatnonzero(got != order):
+                np.testing.assert_allclose(a[got[i], unit], a[order[i], unit], rtol=1e-5,
+                                           err_msg=f"unit {unit}: top-{i} differs beyond a tie")
             np.testing.assert_allclose(s.top_values[unit][: len(order)], a[order, unit], rtol=1e-4)
         # label counts by brute force
         for kind in corpus.label_kinds:
