@@ -89,6 +89,11 @@ def test_structure_figures_on_the_ci_organism() -> None:
     assert par[["within", "shuffled", "across"]].abs().le(1).all().all()
     length = length_table(model, world, [-1, 0], n_permutations=20)
     assert list(length.index) == [-1, 0] and length.null_q95.between(0, 1).all()
+    ctx = parallelism_table(model, world, 1, n_shuffles=5, kind="context", scale="ci")
+    assert list(ctx.relation) == list(world.relations)
+    assert not ctx.equals(par)  # another representation, other figures
+    with pytest.raises(ValueError, match="kind must be one of"):
+        parallelism_table(model, world, 1, kind="sentence")
     words = ["Paris", "Copenhagen", "cat", "butterflies"]
     batched = word_representations(model, words, [0], batch_size=4)[0]
     single = np.concatenate([word_representations(model, [w], [0])[0] for w in words])

@@ -4,7 +4,8 @@
 
 - **pair-level parallelism** at the middle layer: per relation, the mean cosine of the
   difference vectors of its pairs against shuffled pairs (:func:`llmfeatures.crystals.parallelism`);
-  words are represented alone, as in the reference (:func:`llmfeatures.crystals.word_representations`);
+  words are represented alone, as in the reference (:func:`llmfeatures.crystals.word_representations`),
+  and averaged over corpus contexts that name neither partner (:func:`pair_reps`);
 - **the word-length distractor** at every layer: the correlation of the first principal component
   of the differences (relation means removed) with the difference in characters, beside its
   permutation null (:func:`llmfeatures.crystals.length_distractor`);
@@ -31,23 +32,52 @@ STRUCTURE_BARS: dict[str, float] = {
 }
 
 
-def parallelism_table(model, world, layer: int, n_shuffles: int = 50, seed: int = 0) -> pd.DataFrame:
-    """:func:`llmfeatures.crystals.parallelism` of every relation at ``layer``, words alone."""
-    from llmfeatures.crystals import pair_representations, parallelism
+REPRESENTATIONS: tuple[str, ...] = ("alone", "context")
+
+
+def pair_reps(model, world, layers, kind: str = "alone", scale: str | None = None
+              ) -> tuple[pd.DataFrame, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """The relation pairs and the representations of their two words at ``layers``.
+
+    ``kind="alone"``: each word fed alone after ``<|bos|>``, as the reference code does;
+    ``kind="context"``: each word averaged over corpus contexts that contain neither of its
+    partners (chapter 3's settings, :func:`llmfeatures.crystals.crystal_config` of ``scale``).
+    Pairs with a word the corpus never shows are dropped.  Returns ``(pairs, {L: (inputs
+    [n, d], outputs [n, d])})``; layer ``L`` is ``blocks.L.hook_resid_post`` (``-1``: the
+    embeddings).
+    """
+    from llmfeatures.crystals import pair_representations
 
     pairs = world.relation_pairs()
-    x, y = pair_representations(model, pairs, [layer])[layer]
+    layers = list(layers)
+    if kind == "alone":
+        return pairs, pair_representations(model, pairs, layers)
+    if kind != "context":
+        raise ValueError(f"kind must be one of {REPRESENTATIONS}, got {kind!r}.")
+    from llmfeatures.crystals.analysis import crystal_config
+    from llmfeatures.features.corpus import organism_corpus
+
+    cfg = crystal_config(scale)
+    corpus = organism_corpus(world, model.tokenizer, splits=cfg.context_splits,
+                             max_docs=cfg.context_docs)
+    reps = pair_representations(model, pairs, layers, corpus=corpus, n_contexts=cfg.n_contexts,
+                                window=cfg.window, seed=cfg.seed)
+    x, y = reps[layers[0]]
+    keep = ~(np.isnan(x).any(1) | np.isnan(y).any(1))
+    return (pairs[keep].reset_index(drop=True),
+            {L: (a[keep], b[keep]) for L, (a, b) in reps.items()})
+
+
+def _parallel(pairs, x, y, n_shuffles: int, seed: int) -> pd.DataFrame:
+    from llmfeatures.crystals import parallelism
+
     return parallelism(x, y, pairs["relation"].to_numpy(), n_shuffles=n_shuffles, seed=seed)
 
 
-def length_table(model, world, layers, n_permutations: int = 500, seed: int = 0) -> pd.DataFrame:
-    """Per layer: PC1 of the pairs' differences (relation means removed, standardised) against the
-    difference in characters (output minus input), with the permutation null."""
-    from llmfeatures.crystals import length_distractor, pair_representations
+def _length(pairs, reps, n_permutations: int, seed: int) -> pd.DataFrame:
+    from llmfeatures.crystals import length_distractor
 
-    pairs = world.relation_pairs()
     target = (pairs["output_chars"] - pairs["input_chars"]).to_numpy()
-    reps = pair_representations(model, pairs, list(layers))
     rows = []
     for L, (x, y) in reps.items():
         t = length_distractor(y - x, target, pairs["relation"].to_numpy(),
@@ -55,6 +85,23 @@ def length_table(model, world, layers, n_permutations: int = 500, seed: int = 0)
         rows.append({"layer": L, "r": t.r, "abs_r": abs(t.r), "null_mean": t.null_mean,
                      "null_q95": t.null_q95, "p": t.p, "pc1_explained": t.explained})
     return pd.DataFrame(rows).set_index("layer")
+
+
+def parallelism_table(model, world, layer: int, n_shuffles: int = 50, seed: int = 0,
+                      kind: str = "alone", scale: str | None = None) -> pd.DataFrame:
+    """:func:`llmfeatures.crystals.parallelism` of every relation at ``layer``
+    (``blocks.L.hook_resid_post``), for words alone or in context (:func:`pair_reps`)."""
+    pairs, reps = pair_reps(model, world, [layer], kind, scale)
+    return _parallel(pairs, *reps[layer], n_shuffles, seed)
+
+
+def length_table(model, world, layers, n_permutations: int = 500, seed: int = 0,
+                 kind: str = "alone", scale: str | None = None) -> pd.DataFrame:
+    """Per layer: PC1 of the pairs' differences (relation means removed, standardised) against the
+    difference in characters (output minus input), with the permutation null; words alone or in
+    context (:func:`pair_reps`)."""
+    pairs, reps = pair_reps(model, world, layers, kind, scale)
+    return _length(pairs, reps, n_permutations, seed)
 
 
 def group_lobes(scale: str | None = None, layer: int | None = None, n_permutations: int = 100
@@ -77,63 +124,97 @@ def group_lobes(scale: str | None = None, layer: int | None = None, n_permutatio
             "ami_null_std": float(row["ami_domain_null_std"])}
 
 
+def structure_tables(model, world, layer: int, n_shuffles: int = 50, n_permutations: int = 500,
+                     scale: str | None = None
+                     ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Both word-level tables for each representation of :data:`REPRESENTATIONS`:
+    ``({kind: parallelism at layer}, {kind: length table over every layer})``, each kind's
+    representations computed once."""
+    par, length = {}, {}
+    for kind in REPRESENTATIONS:
+        pairs, reps = pair_reps(model, world, range(-1, model.cfg.n_layers), kind, scale)
+        par[kind] = _parallel(pairs, *reps[layer], n_shuffles, 0)
+        length[kind] = _length(pairs, reps, n_permutations, 0)
+    return par, length
+
+
 def structure_figures(scale: str | None = None, n_shuffles: int = 50,
                       n_permutations: int = 500) -> dict[str, Any]:
     """All structure figures of the organism at ``scale`` (built if missing) and the bars'
-    verdicts: ``{"parallel": DataFrame, "length": DataFrame, "lobes": dict, "checks": dict}``."""
+    verdicts, for both representations of :data:`REPRESENTATIONS` (the issue's bars accept words
+    alone or in context: a bar is met when either kind meets it).
+
+    Returns ``{"parallel": {kind: DataFrame}, "length": {kind: DataFrame}, "lobes": dict,
+    "checks": dict, "n_parallel": {kind: int}, "length_best": {kind: (layer, |r|, null_q95)}}``.
+    """
     from llmfeatures.loaders import load_model, load_world
     from llmfeatures.organism.pipeline import organism_config
 
     model = load_model("organism", scale=scale)
     world = load_world(scale=scale)
     mid = organism_config(scale).middle_layer
-    par = parallelism_table(model, world, mid, n_shuffles=n_shuffles)
-    length = length_table(model, world, range(-1, model.cfg.n_layers),
-                          n_permutations=n_permutations)
+    par, length = structure_tables(model, world, mid, n_shuffles, n_permutations, scale)
+    n_par, best = {}, {}
+    for kind in REPRESENTATIONS:
+        n_par[kind] = int((par[kind].gap >= STRUCTURE_BARS["parallel_gap"]).sum())
+        L = int(length[kind]["abs_r"].idxmax())
+        best[kind] = (L, float(length[kind].loc[L, "abs_r"]), float(length[kind].loc[L, "null_q95"]))
     lobes = group_lobes(scale, mid)
-    best = int(length["abs_r"].idxmax())
     checks = {
-        "parallel": int((par.gap >= STRUCTURE_BARS["parallel_gap"]).sum())
-        >= STRUCTURE_BARS["parallel_relations"],
-        "length": bool(length.loc[best, "abs_r"] >= STRUCTURE_BARS["length_abs_r"]
-                       and length.loc[best, "abs_r"] > length.loc[best, "null_q95"]),
+        "parallel": max(n_par.values()) >= STRUCTURE_BARS["parallel_relations"],
+        "length": any(r >= STRUCTURE_BARS["length_abs_r"] and r > q for _, r, q in best.values()),
         "group_lobes": lobes["ami"] >= STRUCTURE_BARS["group_ami"],
     }
-    return {"middle_layer": mid, "parallel": par, "length": length, "length_best_layer": best,
-            "lobes": lobes, "checks": checks,
-            "n_parallel": int((par.gap >= STRUCTURE_BARS["parallel_gap"]).sum()),
-            "mean_gap": float(np.mean(par.gap))}
+    return {"middle_layer": mid, "parallel": par, "length": length, "length_best": best,
+            "lobes": lobes, "checks": checks, "n_parallel": n_par,
+            "mean_gap": {k: float(np.mean(v.gap)) for k, v in par.items()}}
 
 
-def _plot_structure(parallel: pd.DataFrame, length: pd.DataFrame, layer: int):
-    """Left: per relation, the mean cosine of true-pair and shuffled-pair difference vectors at
-    ``layer``; right: |r| of PC1 vs length difference per layer, with the permutation null's 95th
-    percentile."""
+_KIND_STYLE = {"alone": ("#1f77b4", "words alone"), "context": ("#ff7f0e", "words in context")}
+
+
+def _plot_structure(parallel: dict[str, pd.DataFrame], length: dict[str, pd.DataFrame],
+                    layer: int, margin: float):
+    """Left: per relation, true-pair minus shuffled-pair mean cosine of the difference vectors at
+    ``layer`` for each representation, with the bar's margin; right: |r| of PC1 vs length
+    difference per layer, with each permutation null's 95th percentile."""
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), width_ratios=(1.4, 1))
-    y = np.arange(len(parallel))
-    a.barh(y + 0.2, parallel["within"], height=0.4, color="#1f77b4", label="true pairs")
-    a.barh(y - 0.2, parallel["shuffled"], height=0.4, xerr=parallel["shuffled_sd"],
-           color="#bbbbbb", label="shuffled pairs (mean, sd)")
-    a.set_yticks(y, [r.replace("_", " ") for r in parallel["relation"]])
+    kinds = list(parallel)
+    rel = list(parallel[kinds[0]]["relation"])
+    y = np.arange(len(rel))
+    h = 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        colour, label = _KIND_STYLE[kind]
+        gap = parallel[kind].set_index("relation").reindex(rel)["gap"]
+        a.barh(y - 0.4 + h * (i + 0.5), gap, height=h, color=colour, label=label)
+    a.axvline(margin, color="#555555", ls="--", lw=1, label=f"bar ({margin})")
+    a.axvline(0, color="black", lw=0.6)
+    a.set_yticks(y, [r.replace("_", " ") for r in rel])
     a.invert_yaxis()
-    a.set(xlabel="mean cosine between difference vectors",
-          title=f"Parallelism at layer {layer} (words alone)")
-    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
-    x = length.index.to_numpy()
-    b.plot(x, length["abs_r"], "o-", color="#d62728", label="|r|, PC1 vs length difference")
-    b.plot(x, length["null_q95"], "--", color="#555555", label="permutation null, 95th pct")
+    a.set(xlabel="mean cosine, true minus shuffled pairs",
+          title=f"Parallelism of differences at layer {layer}")
+    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=8)
+    for kind in kinds:
+        colour, label = _KIND_STYLE[kind]
+        t = length[kind]
+        x = t.index.to_numpy()
+        b.plot(x, t["abs_r"], "o-", color=colour, label=f"|r|, {label}")
+        b.plot(x, t["null_q95"], ":", color=colour, label=f"null 95th pct, {label}")
+    x = length[kinds[0]].index.to_numpy()
     b.set_xticks(x, ["emb" if L < 0 else str(L) for L in x])
-    b.set(xlabel="layer (resid_post; emb = embeddings)", ylabel="|Pearson r|", ylim=(0, 1),
-          title="The word-length distractor")
-    b.legend(loc="upper right", fontsize=8)
+    b.set(xlabel="layer (emb = embeddings)", ylabel="|Pearson r|, PC1 vs length",
+          ylim=(0, 1), title="The word-length distractor")
+    b.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def plot_structure(parallel: pd.DataFrame, length: pd.DataFrame, layer: int):
-    """The figure of :func:`structure_figures`' two word-level tables, sized for the book."""
+def plot_structure(parallel: dict[str, pd.DataFrame], length: dict[str, pd.DataFrame],
+                   layer: int, margin: float = STRUCTURE_BARS["parallel_gap"]):
+    """The figure of :func:`structure_figures`' word-level tables (``{kind: table}`` for each
+    representation), sized for the book."""
     from llmfeatures.plotting import fit_column
 
-    return fit_column(_plot_structure)(parallel, length, layer)
+    return fit_column(_plot_structure)(parallel, length, layer, margin)
