@@ -33,7 +33,6 @@ BARS = {  # metric: (low, high) - book-scale quality bars from the issue
     "probe_gender": (0.95, None),
 }
 SAE_BARS = {"fve": (0.8, None), "l0": (4, 64), "dead_frac": (None, 0.15)}
-_NAMED = {"alone": "words alone", "context": "words in context"}
 TIME_LIMIT_S = {"ci": 180, "book": 1500}
 
 
@@ -112,7 +111,11 @@ def main() -> None:
 
 def structure(scale: str) -> list[str]:
     """Print the structure figures; return the bars missed (checked at the book scale only)."""
-    from llmfeatures.organism.structure import STRUCTURE_BARS, structure_figures
+    from llmfeatures.organism.structure import (
+        REPRESENTATION_NAMES,
+        STRUCTURE_BARS,
+        structure_figures,
+    )
 
     t0 = time.perf_counter()
     fig = structure_figures(scale)
@@ -120,7 +123,7 @@ def structure(scale: str) -> list[str]:
     print(f"== structure (measured in {time.perf_counter() - t0:.0f} s); a bar is met when words "
           "alone or words in context meet it")
     for kind, par in fig["parallel"].items():
-        print(f"  parallelism at the middle layer {mid}, {_NAMED[kind]} (mean pairwise cosine of "
+        print(f"  parallelism at the middle layer {mid}, {REPRESENTATION_NAMES[kind]} (mean pairwise cosine of "
               "the difference vectors)")
         for row in par.itertuples():
             print(f"    {row.relation:<24} within {row.within:6.3f}  shuffled {row.shuffled:6.3f} "
@@ -131,7 +134,7 @@ def structure(scale: str) -> list[str]:
     print(f"    parallelism bar: {'ok' if fig['checks']['parallel'] else 'BELOW BAR'}")
     for kind, length in fig["length"].items():
         print(f"  PC1 of the differences (relation means removed) vs length difference in "
-              f"characters, {_NAMED[kind]}")
+              f"characters, {REPRESENTATION_NAMES[kind]}")
         for L, row in length.iterrows():
             print(f"    layer {L:>2}: r = {row.r:+.3f}  null |r| mean {row.null_mean:.3f}, 95% "
                   f"{row.null_q95:.3f}  (PC1 explains {row.pc1_explained:.1%})")

@@ -33,6 +33,8 @@ STRUCTURE_BARS: dict[str, float] = {
 
 
 REPRESENTATIONS: tuple[str, ...] = ("alone", "context")
+# how the book and the benchmark name each representation
+REPRESENTATION_NAMES: dict[str, str] = {"alone": "words alone", "context": "words in context"}
 
 
 def pair_reps(model, world, layers, kind: str = "alone", scale: str | None = None
@@ -170,7 +172,8 @@ def structure_figures(scale: str | None = None, n_shuffles: int = 50,
             "mean_gap": {k: float(np.mean(v.gap)) for k, v in par.items()}}
 
 
-_KIND_STYLE = {"alone": ("#1f77b4", "words alone"), "context": ("#ff7f0e", "words in context")}
+_KIND_STYLE = {k: (c, REPRESENTATION_NAMES[k])
+               for k, c in (("alone", "#1f77b4"), ("context", "#ff7f0e"))}
 
 
 def _plot_structure(parallel: dict[str, pd.DataFrame], length: dict[str, pd.DataFrame],
