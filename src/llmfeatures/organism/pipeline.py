@@ -67,10 +67,13 @@ def stage_version(stage: str) -> int:
 class OrganismConfig:
     """Everything that decides the organism besides its world (which has its own presets).
 
-    ``cpu_threads`` fixes the number of torch threads used when building on the CPU: the same
-    thread count gives bit-identical weights, and one thread is also the fastest choice for
-    these small models on a shared 2-core machine (book model, measured with two other
-    single-threaded jobs running: 1 thread 4.5k tokens/s, 2 threads 0.7k tokens/s).
+    ``cpu_threads`` fixes the number of torch threads used when building on the CPU (0: torch's
+    default); the same thread count gives bit-identical weights.  On an idle 2-core machine two
+    threads are the faster choice for the book organism (``benchmarks/organism_threads.py``:
+    model 3.1k -> 6.0k tokens/s, wide SAE 2.8k -> 4.7k tokens/s from 1 to 2 threads), so the
+    ``book`` preset uses 2.  On a machine shared with other jobs two threads oversubscribe the
+    cores and can be several times slower (measured beside two single-threaded jobs: 4.5k
+    tokens/s with 1 thread, 0.7k with 2); the small ``ci`` build keeps 1.
     """
 
     seed: int = 0
@@ -121,9 +124,11 @@ ORGANISM_PRESETS: dict[str, OrganismConfig] = {
         # keep its latents alive, and smaller batches still (1.5M tokens, dead: 59% with batches
         # of 2048 on the version-3 organism; 23% with 512, 17% with 256 and with 128 on a
         # book-size model, at 390-450 CPU seconds)
+        # 2M tokens: 12.2% dead latents (1.5M: 16.2%), measured on the version-4 book model
         middle_sae=SAETrainConfig(expansion=32, architecture="topk", k=16,
-                                  training_tokens=1_500_000, batch_tokens=256, lr=2e-3,
+                                  training_tokens=2_000_000, batch_tokens=256, lr=2e-3,
                                   dead_window=50),
+        cpu_threads=2,
     ),
     "gpu": OrganismConfig(
         vocab_size=4096,
