@@ -28,6 +28,7 @@ from llmfeatures.icl.train import (
     ICLTrainConfig,
     active_bases,
     checkpoint_steps,
+    concept_onsets,
     run_config,
     train,
 )
@@ -287,3 +288,20 @@ def test_curriculum_trains_on_the_first_bases_only():
             ICLTrainConfig(curriculum=bad)
     with pytest.raises(ValueError, match="act_fn"):
         ICLModelConfig(act_fn="tanh")
+
+
+def test_concept_onsets_pair_each_error_fall_with_its_cd_rise():
+    steps = [0, 1, 10, 100, 1000, 10000]
+    # B1: error falls and CD rises between steps 10 and 100; B2: error falls late (1000 -> 10000)
+    # while its CD rises early (at 10); B3: neither moves
+    err = {0: [2, 2, 2, 0.1, 0.1, 0.1], 1: [2, 2, 2, 2, 2, 0.05], 2: [2] * 6}
+    cdv = {0: [0.3, 0.3, 0.3, 0.95, 0.95, 0.95], 1: [0.3, 0.3, 0.9, 0.9, 0.9, 0.9], 2: [0.3] * 6}
+    hist = pd.DataFrame([{"step": s, "basis": b, "n_examples": 5, "mse": e[i]}
+                         for b, e in err.items() for i, s in enumerate(steps)])
+    cd = pd.DataFrame([{"step": s, "layer": 2, "concept": str(b), "cd": v[i]}
+                       for b, v in cdv.items() for i, s in enumerate(steps)])
+    on = concept_onsets(hist, cd, layer=2, n_examples=5).set_index("concept")
+    assert on.loc[0, "error_onset"] == 100 and on.loc[0, "cd_onset"] == 100 and on.loc[0, "together"]
+    assert on.loc[1, "error_onset"] == 10000 and on.loc[1, "cd_onset"] == 10
+    assert on.loc[1, "gap"] == 3 and not on.loc[1, "together"]  # CD three checkpoints first
+    assert pd.isna(on.loc[2, "error_onset"]) and pd.isna(on.loc[2, "cd_onset"]) and not on.loc[2, "together"]

@@ -257,6 +257,33 @@ def summarize(history: pd.DataFrame, cd: pd.DataFrame, baselines: pd.DataFrame, 
     return out
 
 
+def concept_onsets(history: pd.DataFrame, cd: pd.DataFrame, layer: int, n_examples: int,
+                   min_drop: float = 0.3, min_rise: float = 0.1) -> pd.DataFrame:
+    """Per concept: when its error fell and when its CD rose, and whether together.
+
+    ``error_onset`` is the first checkpoint at which ``-log10`` of the error with ``n_examples``
+    examples has covered half of its rise (None if it never falls by ``min_drop`` decades, i.e.
+    a factor of 2 for 0.3); ``cd_onset`` the same for the concept's CD at ``layer``
+    (``blocks.{layer}.hook_resid_post``) with ``min_rise``
+    (:func:`llmfeatures.icl.emergence.onset`).  ``gap`` counts checkpoints from the CD onset to
+    the error onset (positive: CD first); ``together`` is true when they are at most one
+    checkpoint apart.  Columns ``concept, error_onset, cd_onset, gap, together``.
+    """
+    from llmfeatures.icl.emergence import onset
+
+    steps = sorted(history.step.unique())
+    rows = []
+    for basis, g in history[history.n_examples == n_examples].groupby("basis"):
+        g = g.sort_values("step")
+        c = cd[(cd.layer == layer) & (cd.concept == str(basis))].sort_values("step")
+        e_on = onset(g.step, -np.log10(g.mse.clip(lower=1e-12)), min_drop)
+        c_on = onset(c.step, c.cd, min_rise)
+        gap = None if e_on is None or c_on is None else steps.index(e_on) - steps.index(c_on)
+        rows.append({"concept": int(basis), "error_onset": e_on, "cd_onset": c_on, "gap": gap,
+                     "together": gap is not None and abs(gap) <= 1})
+    return pd.DataFrame(rows)
+
+
 def trained_run(
     scale: str | None = None,
     variant: str = "default",
