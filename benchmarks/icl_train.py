@@ -1,6 +1,7 @@
 """Chapter 6 acceptance figures: train (or load) the ICL run at the current scale and print them.
 
-Usage: ``LLMFEATURES_SCALE=book python benchmarks/icl_train.py [--threads N]``.  Prints the
+Usage: ``LLMFEATURES_SCALE=book python benchmarks/icl_train.py [--threads N] [--no-shipped]``;
+``--retrain-shipped`` retrains the run shipped with the package (the book loads it by default).  Prints the
 training time, the error with K examples against the baselines (and per basis), CD at the best
 layer at the first and last checkpoint (and per concept), whether CD rises as the loss falls, and
 the patching ratio (concept-subspace patching; full replacement as ``*_full``).  Layer ``L`` is
@@ -18,19 +19,26 @@ import torch
 
 from llmfeatures.config import get_scale
 from llmfeatures.icl.patching import patching_matrix
-from llmfeatures.icl.train import concept_onsets, trained_run
+from llmfeatures.icl.train import concept_onsets, retrain_shipped, trained_run
 from llmfeatures.loaders import resid_hook
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    ap.add_argument("--variant", default="default")
+    ap.add_argument("--variant", default=None, help="a TaskConfig.variant name (default: the preset's task)")
+    ap.add_argument("--scale", default=None, help="ci, book, gpu or paper (default: $LLMFEATURES_SCALE)")
+    ap.add_argument("--no-shipped", action="store_true",
+                    help="train (or load from the cache) instead of loading the run shipped with the package")
+    ap.add_argument("--retrain-shipped", action="store_true",
+                    help="retrain the shipped run of --scale from scratch and write it into the package data")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = trained_run(variant=args.variant)
+    if args.retrain_shipped:
+        print("wrote", retrain_shipped(get_scale(args.scale)))
+    run = trained_run(args.scale, variant=args.variant, shipped=not args.no_shipped)
     m = dict(run.metrics)
     mean_cd = run.cd[run.cd.concept == "mean"].groupby("step").cd.max()
     loss = run.history.groupby("step").mse.mean()
@@ -70,8 +78,6 @@ def main() -> None:
         print(f"{'PASS' if ok else 'MISS'}  {name}")
     if not all(bars.values()):
         raise SystemExit(1)
-
-
 
 
 if __name__ == "__main__":

@@ -323,7 +323,10 @@ def baseline_curves(
     before the prediction).
     """
     g = torch.Generator().manual_seed(seed)
-    b = sample_batch(cfg, n_seqs, generator=g, device=device)
+    # with skewed training frequencies (cfg.basis_probs), score on every basis equally often,
+    # as the model's error curves are
+    basis = None if cfg.basis_probs is None else torch.arange(n_seqs) % cfg.n_bases
+    b = sample_batch(cfg, n_seqs, generator=g, basis=basis, device=device)
     xs, ys = b.xs.double(), b.ys.double()
     mask = cfg.mask(device=xs.device)
     curves: dict[str, torch.Tensor] = {
