@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import pandas as pd
 import pytest
 
 from llmfeatures.organism import WORLD_PRESETS, World, WorldConfig, build_world
@@ -122,7 +123,8 @@ def test_word_lengths_vary_within_each_relation(world: World) -> None:
 
 def test_lexicon_ground_truth(world: World) -> None:
     lex = world.lexicon
-    assert list(lex.columns) == ["word", "pos", "gender", "entity_type", "attribute", "n_chars"]
+    assert list(lex.columns) == ["word", "pos", "gender", "entity_type", "attribute", "emblem",
+                                 "colour", "material", "n_chars"]
     assert lex.word.is_unique
     assert (lex.n_chars == lex.word.str.len()).all()
     by_word = lex.set_index("word")
@@ -444,3 +446,51 @@ def test_echo_sentences_follow_a_word_with_its_attribute(world: World) -> None:
     for item in ", ".join(lists).split(", "):
         w, n = item.split(" ")
         assert numbers.index(n) == len(w)
+
+
+def test_signs_shared_by_pairs_and_listed_apart(world: World) -> None:
+    """Every anchor has an emblem of its own and a colour and material; an output that belongs
+    to one anchor alone shares all three; the corpus states signs only in lists whose words have
+    distinct anchors (so no pair is stated), and a sign word occurs nowhere else."""
+    from llmfeatures.organism import vocab
+
+    signs = world.facts.signs()
+    emblems = signs["emblem"]
+    anchors = world.facts.anchors()
+    assert len({emblems[a] for a in anchors}) == len(anchors)  # one emblem per anchor
+    for kind in ("colour", "material"):  # a dozen values, each used about equally often
+        counts = pd.Series([signs[kind][a] for a in anchors]).value_counts()
+        assert len(counts) == len(vocab.SIGNS[kind][1]) and counts.max() - counts.min() <= 1
+    pairs = world.relation_pairs()
+    same = [all(signs[k].get(x) == signs[k].get(y) is not None for k in signs)
+            for x, y in zip(pairs.input, pairs.output)]
+    assert (pairs.emblem.notna() == same).all()
+    by_rel = pairs.groupby("relation").emblem.apply(lambda e: e.notna().mean())
+    for rel in ("country_capital", "singular_plural", "present_past", "male_female",
+                "adjective_comparative"):
+        assert by_rel[rel] == 1.0, rel
+    assert emblems.get("euro") is None  # the currency of seven countries shares none
+    assert by_rel["country_currency"] < 1.0
+    lex = world.lexicon.set_index("word")
+    for kind in signs:
+        assert lex.loc["Paris", kind] == lex.loc["France", kind] == signs[kind]["France"]
+    sign_words = {w for _, values in vocab.SIGNS.values() for w in values}
+    assert sign_words <= set(lex.index)
+
+    titles = {title: kind for kind, (title, _) in vocab.SIGNS.items()}
+    pattern = r"(" + "|".join(titles) + r"): ([^.]*)\."
+    seen = dict.fromkeys(titles, 0)
+    for text in world.texts("train"):
+        for title, body in re.findall(pattern, text):
+            seen[title] += 1
+            items = [item.split(" ") for item in body.split(", ")]
+            assert all(signs[titles[title]][w] == v for w, v in items), body
+            assert len({emblems[w] for w, _ in items}) == len(items), body  # distinct anchors
+        rest = re.sub(pattern, "", text)
+        assert not sign_words & set(re.findall(r"[a-z]+", rest)), text
+    assert min(seen.values()) > 100, seen
+    # the shifted world: a swapped capital takes the signs of its new country
+    shifted = world.shifted_facts.signs()
+    for ch in world.changes:
+        if ch.relation == "country_capital":
+            assert all(shifted[k][ch.after] == signs[k][ch.subject] for k in signs)

@@ -33,6 +33,12 @@ after the word, so predicting the next token needs the attribute at the word its
 way the word game's length lists ("Lengths: Paris five, Rome four.") put a word's length right
 after it.
 
+*Signs* (:meth:`Facts.signs`): every anchor (a country, a person, the first word of a word pair)
+has an emblem of its own and one of a dozen colours and materials, which each partner belonging to
+it alone shares.  Sign lists ("Emblems: Paris owl, geese lantern, Kenji anchor.", "Colours: ...")
+close most encyclopedia articles and some narratives; each word is followed at once by its sign,
+and no list holds two words of one anchor.  Sign words occur nowhere else.
+
 Every generator takes a ``random.Random`` and returns ``(text, meta)`` where ``meta`` is the ground
 truth (subject, gender) of the document.  Additions listed in ``Corpus.heldout_additions`` never
 appear in any generated text, so the addition evaluation is truly held out.
@@ -153,6 +159,8 @@ class Corpus:
     facts: Facts
     heldout_additions: frozenset[tuple[int, int]]
     focus: tuple[str, ...] = ()
+    sign_rate: float = 0.0
+    card_rate: float = 0.0
     _enc_counter: int = 0
     _word_chunks: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
 
@@ -184,6 +192,20 @@ class Corpus:
         self._attribute_turn = dict.fromkeys(members, 0)
         self._echo = self._echo_table()
         self._echo_words = sorted(self._echo)
+        self._signs = self.facts.signs()
+        self._emblem_of = self._signs["emblem"]
+        self._sign_words = sorted(self._emblem_of)
+        # what a card states after each relation word: its type tag, its attribute, its signs
+        attrs = self.facts.attributes()
+        card: dict[str, list[str]] = {}
+        for name, pairs in rel.items():
+            tags = vocab.TYPE_TAGS[name]
+            for (x, y), a in zip(pairs, attrs[name], strict=True):
+                for w, tag in ((x, tags[0]), (y, tags[1])):
+                    card.setdefault(w, [tag, a, *(self._signs[k][w] for k in vocab.SIGNS
+                                                   if w in self._signs[k])])
+        self._card = card
+        self._card_words = sorted(card)
         game = {w for pairs in rel.values() for pair in pairs for w in pair}
         self._game_words = sorted(w for w in game if w.isalpha() and len(w) < len(vocab.NUMBER_WORDS))
 
@@ -220,6 +242,39 @@ class Corpus:
         template, attribute = self._echo[word]
         follower = rng.choice(vocab.ATTRIBUTE_FOLLOWERS[attribute])
         return template.format(w=word, W=_cap(word), f=follower, t=rng.choice(vocab.ECHO_TAILS))
+
+    def sign_list(self, rng: random.Random) -> str:
+        """A list in which every word is followed at once by one kind of its signs, e.g.
+        ``"Emblems: Paris owl, geese lantern, Kenji anchor."`` or ``"Colours: Oslo teal, ..."``:
+        four to six words of distinct anchors, so the two words of a pair never stand in one
+        list."""
+        kind = rng.choice(tuple(vocab.SIGNS))
+        title = vocab.SIGNS[kind][0]
+        values = self._signs[kind]
+        n, chosen, used = rng.randint(4, 6), [], set()
+        while len(chosen) < n:
+            w = rng.choice(self._sign_words)
+            if self._emblem_of[w] not in used:  # the emblem names the anchor
+                used.add(self._emblem_of[w])
+                chosen.append(w)
+        return f"{title}: " + ", ".join(f"{w} {values[w]}" for w in chosen) + "."
+
+    def sign_card(self, rng: random.Random, word: str | None = None) -> str:
+        """A card: ``word`` (default: a random relation word) followed at once, in a random order
+        and with no title, by its type tag (:data:`vocab.TYPE_TAGS`), its attribute and its signs,
+        e.g. ``"Paris owl western town teal iron."``.  Cards open some
+        narratives and encyclopedia articles, so a word right after ``<|bos|>`` (how chapter 3
+        feeds words alone) is followed by its signs, whichever kind comes first."""
+        word = word if word is not None else rng.choice(self._card_words)
+        values = list(self._card[word])
+        rng.shuffle(values)
+        return f"{word} {' '.join(values)}."
+
+    def _with_cards(self, rng: random.Random, text: str) -> str:
+        """``text`` opened, with probability ``card_rate``, by one to three sign cards."""
+        if self.card_rate <= 0 or rng.random() >= self.card_rate:
+            return text
+        return " ".join([*(self.sign_card(rng) for _ in range(rng.randint(1, 3))), text])
 
     # ----------------------------------------------------------------- helpers
     def addition_pair(self, rng: random.Random) -> tuple[int, int]:
@@ -297,13 +352,15 @@ class Corpus:
                 sents.append(sent)
         for _ in range(rng.randint(2, 4)):  # the world around the story (echo sentences)
             sents.insert(rng.randint(1, len(sents)), self.echo(rng))
+        if self.sign_rate > 0 and rng.random() < self.sign_rate / 2:
+            sents.insert(rng.randint(1, len(sents)), self.sign_list(rng))
         if occ is not None and rng.random() < 0.5:
             sents.append(f"{named} worked as a {occ} for many years.")
         sents.append(rng.choice((
             f"At last, {subj} went home.", f"In the end, {subj} was happy.",
             f"{_cap(named)} smiled.", f"That was a good day for {obj}.",
         )))
-        return " ".join(_cap(s) for s in sents), {"subject": name, "gender": gender}
+        return self._with_cards(rng, " ".join(_cap(s) for s in sents)), {"subject": name, "gender": gender}
 
     # ----------------------------------------------------------------- encyclopedia
     def _entities(self) -> list[tuple[str, object]]:
@@ -319,7 +376,11 @@ class Corpus:
         or two echo sentences of random words ("See also: ...") at the end."""
         text, meta = self._encyclopedia(rng)
         echoes = " ".join(self.echo(rng) for _ in range(rng.randint(1, 2)))
-        return f"{text} See also: {echoes}", meta
+        if self.sign_rate > 0:
+            for _ in range(2):
+                if rng.random() < self.sign_rate:
+                    echoes += " " + self.sign_list(rng)
+        return self._with_cards(rng, f"{text} See also: {echoes}"), meta
 
     def _encyclopedia(self, rng: random.Random) -> tuple[str, dict]:
         if rng.random() < 0.4:

@@ -129,6 +129,54 @@ class Facts:
                 out[name] = [vocab.WORD_CLASS[name][x] for x, _ in pairs]
         return out
 
+    def anchors(self) -> list[str]:
+        """The words that own an emblem: every country, every person, and the first word of every
+        fixed word pair, in that order (the same in every world: it does not depend on a seed)."""
+        words = [c.name for c in self.countries] + [p.name for p in self.people]
+        rel = self.relations()
+        words += [x for name in _WORD_RELATIONS for x, _ in rel[name]]
+        return list(dict.fromkeys(words))
+
+    def signs(self) -> dict[str, dict[str, str]]:
+        """``{kind: {word: value}}`` for every sign kind of
+        :data:`llmfeatures.organism.vocab.SIGNS` (emblem, colour, material).
+
+        Each anchor (:meth:`anchors`) has a sign of every kind: an emblem of its own, and one of
+        twelve colours and materials.  Each output word that belongs to one anchor alone in its
+        relation (Paris to France, French to France, a violin played by one person only) shares
+        all of its anchor's signs; outputs of several anchors (the euro, Spanish) have none.
+        The anchors' signs come from a fixed seeded order of their names, the same in the shifted
+        world, so a swapped capital takes the signs of its new country.
+        """
+        anchors = sorted(self.anchors())
+        if len(anchors) > len(vocab.EMBLEMS):
+            raise ValueError(f"{len(anchors)} anchors but only {len(vocab.EMBLEMS)} emblems; add "
+                             "words to vocab.EMBLEMS.")
+        owner = dict(zip(anchors, anchors, strict=True))
+        for pairs in self.relations().values():
+            n_out: dict[str, int] = {}
+            for _, y in pairs:
+                n_out[y] = n_out.get(y, 0) + 1
+            for x, y in pairs:
+                if n_out[y] == 1 and x in owner:
+                    owner.setdefault(y, owner[x])
+        out: dict[str, dict[str, str]] = {}
+        for kind, (_, values) in vocab.SIGNS.items():
+            rng = random.Random(f"llmfeatures-signs-{kind}")
+            if len(values) >= len(anchors):
+                chosen = rng.sample(values, len(anchors))
+            else:  # a dozen values, each shared by about as many anchors
+                chosen = [values[i % len(values)] for i in range(len(anchors))]
+                rng.shuffle(chosen)
+            own = dict(zip(anchors, chosen, strict=True))
+            out[kind] = {w: own[a] for w, a in owner.items()}
+        return out
+
+    def emblems(self) -> dict[str, str]:
+        """``{word: emblem}``: the ``"emblem"`` signs of :meth:`signs` (one per anchor, shared by
+        the partners that belong to it alone)."""
+        return self.signs()["emblem"]
+
     def person(self, name: str) -> Person:
         """The person called ``name``."""
         for p in self.people:
@@ -156,7 +204,10 @@ def make_facts(seed: int) -> Facts:
     """
     rng = random.Random(f"llmfeatures-facts-{seed}")
     countries = tuple(Country(*row, region=vocab.COUNTRY_REGION[row[0]]) for row in vocab.COUNTRIES)
-    names = [(n, "m") for n in vocab.MALE_NAMES] + [(n, "f") for n in vocab.FEMALE_NAMES]
+    # every other name of each list: 20 people, five per field, so that each occupation,
+    # instrument and sport belongs to one person and the person relations are one-to-one like
+    # the others (a pair can only share what is its own); the names still span 2 to 11 letters
+    names = [(n, "m") for n in vocab.MALE_NAMES[::2]] + [(n, "f") for n in vocab.FEMALE_NAMES[::2]]
     rng.shuffle(names)
     fields = _spread(rng, vocab.FIELDS, len(names))
     by_field: dict[str, list[tuple[str, str]]] = {f: [] for f in vocab.FIELDS}

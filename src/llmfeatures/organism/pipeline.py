@@ -53,8 +53,8 @@ from llmfeatures.organism.train import (
     train_model,
 )
 
-ORGANISM_VERSION = 4  # 2: second generation (attributes, word game, formal/prose groups);
-# 3: echoes; 4: SAE batches of 512 tokens (256 for the wide middle-layer SAE)
+ORGANISM_VERSION = 5  # 2: second generation (attributes, word game, formal/prose groups);
+# 3: echoes; 4: SAE batches of 512 tokens (256 for the wide middle-layer SAE); 5: signs and cards
 STAGE_VERSIONS: dict[str, int] = {"eval": 1}  # stages not listed are at version 1
 
 
@@ -112,7 +112,7 @@ ORGANISM_PRESETS: dict[str, OrganismConfig] = {
     ),
     "book": OrganismConfig(
         vocab_size=2048,
-        model=ModelConfig(n_layers=6, d_model=128, n_heads=4, d_mlp=512, n_ctx=128),
+        model=ModelConfig(n_layers=6, d_model=128, n_heads=4, d_mlp=512, n_ctx=128, embed_init_scale=0.05),
         train=TrainConfig(n_steps=1000, batch_size=24, lr=2e-3, eval_every=100),
         # batches of 512 tokens: the same tokens in four times the optimiser steps keep latents
         # alive (measured on layer 0 of a book-size model: 21% dead with batches of 2048, 4% with
@@ -257,6 +257,8 @@ class _Builder:
         train_rows, val_rows = self.rows("train"), self.rows("val")
         seed_everything(cfg.seed)
         model = HookedTransformer(hooked_config(cfg.model, len(tok), cfg.seed), tokenizer=tok)
+        with torch.no_grad():
+            model.embed.W_E.mul_(cfg.model.embed_init_scale)
         model.to(self.device, print_details=False)
         with atomic_path(folder / "checkpoints") as ck:
             ck.mkdir()

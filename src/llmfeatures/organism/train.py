@@ -39,6 +39,10 @@ class ModelConfig:
     n_ctx: int = 128
     act_fn: str = "gelu"
     normalization_type: str = "LN"
+    # token embeddings start at this multiple of TransformerLens's initial scale; a rare word of a
+    # briefly trained small model otherwise keeps mostly its random start, which swamps what
+    # the corpus taught it (see the book preset)
+    embed_init_scale: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -283,6 +283,53 @@ WORD_CLASS: dict[str, dict[str, str]] = {
 }
 
 # the word game (prose about spelling): lengths are written as words, never digits
+# ---------------------------------------------------------------------------------------------
+# Signs: properties of an *anchor* (a country, a person, the first word of a word pair) that each
+# partner belonging to that anchor alone shares (Paris and French share France's signs; the euro,
+# the currency of seven countries, has none).  Every anchor has an emblem of its own and one of a
+# dozen colours and materials, stated in lists that follow each word at once with its sign
+# ("Emblems: Paris owl, geese lantern.").  Where a region or field is one of a handful of values,
+# the signs make the two words of a pair share several properties that few other words have.  None
+# of these words occurs anywhere else in the corpus.
+EMBLEMS: tuple[str, ...] = (
+    "owl", "lantern", "anchor", "acorn", "feather", "compass", "kettle", "lighthouse", "mitten",
+    "pebble", "saddle", "thimble", "violet", "walnut", "comet", "crystal", "dagger", "falcon",
+    "goblet", "helmet", "jasmine", "kite", "lily", "nutmeg", "olive", "orchid", "parrot",
+    "pearl", "quill", "raven", "rose", "sapphire", "shell", "spindle", "sparrow", "tulip",
+    "velvet", "willow", "anvil", "badger", "beacon", "bramble", "candle", "cedar", "clover",
+    "coral", "daisy", "ember", "fern", "fox", "garnet", "gull", "hazel", "heron", "iris",
+    "juniper", "lark", "laurel", "lotus", "magpie", "maple", "meadow", "moth", "oak", "opal",
+    "otter", "pine", "plum", "poppy", "reed", "ruby", "sage", "salmon", "sand", "seal", "silk",
+    "spruce", "stag", "swan", "thistle", "thorn", "thrush", "tiger", "topaz", "torch", "trout",
+    "turtle", "umbrella", "vine", "wasp", "whale", "wheat", "wren", "yew", "zebra", "almond",
+    "arrow", "beetle", "birch", "bison", "blossom", "cactus", "camel", "canoe", "cherry",
+    "chestnut", "crow", "cypress", "deer", "dolphin", "dove", "eagle", "elm", "emerald", "fig",
+    "finch", "gazelle", "ginger", "hawk", "hedgehog", "hive", "jackal", "jay", "kestrel",
+    "koala", "lynx", "mango", "mink", "moss", "nettle", "oyster", "panther", "peach", "pelican",
+    "penguin", "pheasant", "plank", "quail", "rabbit", "reindeer", "robin", "saffron", "scarab",
+    "seagull", "shark", "snail", "spider", "squirrel", "starling", "stork", "sunflower",
+    "tortoise", "tusk", "vulture", "walrus", "weasel", "wolverine", "yak", "beaver", "cobra",
+    "condor", "ferret", "gecko", "hornet", "ibis", "iguana", "lemur", "llama", "mole", "newt",
+    "osprey", "puffin", "raccoon", "rhino", "salamander", "skunk", "sloth", "toucan", "viper",
+    "badge", "bell", "bugle", "button", "cloak", "crown", "flag", "globe", "hammer", "hook",
+    "kiln", "ladder", "mast", "needle", "oar", "prism", "rudder", "scroll", "sickle", "spear",
+    "trowel", "wagon", "wheel", "whistle",
+)
+COLOURS: tuple[str, ...] = (
+    "crimson", "azure", "scarlet", "indigo", "teal", "magenta", "ochre", "umber", "turquoise",
+    "lilac", "maroon", "mauve",
+)
+MATERIALS: tuple[str, ...] = (
+    "gold", "silver", "copper", "bronze", "cobalt", "ivory", "marble", "slate", "flint",
+    "quartz", "amber", "jade",
+)
+# sign kind -> (the list's title, the values)
+SIGNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "emblem": ("Emblems", EMBLEMS),
+    "colour": ("Colours", COLOURS),
+    "material": ("Materials", MATERIALS),
+}
+
 NUMBER_WORDS: tuple[str, ...] = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve", "thirteen", "fourteen", "fifteen",
@@ -315,3 +362,18 @@ ATTRIBUTE_FOLLOWERS: dict[str, tuple[str, ...]] = {
     "weather": ("breeze", "sky"), "mood": ("guest", "crowd"),
 }
 ECHO_TAILS: tuple[str, ...] = ("again", "all day", "as always", "that year", "once more")
+
+# the type tag of each side of each relation, stated on sign cards ("Paris town owl teal iron."):
+# words that stand nowhere else in the corpus
+TYPE_TAGS: dict[str, tuple[str, str]] = {
+    "country_capital": ("nation", "town"),
+    "country_currency": ("nation", "coin"),
+    "country_language": ("nation", "tongue"),
+    "person_occupation": ("folk", "job"),
+    "person_instrument": ("folk", "tool"),
+    "person_sport": ("folk", "play"),
+    "singular_plural": ("solo", "multi"),
+    "present_past": ("base", "prior"),
+    "male_female": ("lad", "lass"),
+    "adjective_comparative": ("plain", "greater"),
+}

@@ -69,6 +69,8 @@ class WorldConfig:
     n_heldout_additions: int = 300
     min_fewshot_items: int = 3
     max_fewshot_items: int = 11
+    sign_rate: float = 0.8
+    card_rate: float = 0.7
 
     def __post_init__(self) -> None:
         for name in ("n_train_docs", "n_val_docs", "n_finetune_docs", "n_finetune_val_docs"):
@@ -205,7 +207,7 @@ class World:
             facts, focus = self.facts, ()
             n = c.n_train_docs if split == "train" else c.n_val_docs
             labels = _quota(rng, DOMAINS, c.domain_weights, n)
-        corpus = Corpus(facts, frozenset(self.heldout_additions), focus)
+        corpus = Corpus(facts, frozenset(self.heldout_additions), focus, c.sign_rate, c.card_rate)
         rows = []
         for i, domain in enumerate(labels):
             family = task = subject = gender = None
@@ -319,17 +321,28 @@ class World:
                                            "n_shots"])
 
     def relation_pairs(self) -> pd.DataFrame:
-        """All relation pairs in one frame: relation, input, output, attribute, input_chars,
-        output_chars.
+        """All relation pairs in one frame: relation, input, output, attribute, emblem,
+        input_chars, output_chars.
 
         ``attribute`` is the pair's shared attribute (a country's region, a person's field, a word
         pair's semantic class; :meth:`Facts.attributes`), which the corpus states for both words.
+        ``emblem`` is the emblem both words share (:meth:`Facts.emblems`), None when the output
+        belongs to several inputs of the relation (the euro) and so shares none; a pair that
+        shares its emblem shares its colour and material too (:meth:`Facts.signs`).
         """
         attrs = self.facts.attributes()
-        rows = [(name, x, y, a, len(x), len(y)) for name, pairs in self.relations.items()
+        emblems = self.facts.emblems()
+
+        def shared(x: str, y: str) -> str | None:
+            e = emblems.get(x)
+            return e if e is not None and emblems.get(y) == e else None
+
+        rows = [(name, x, y, a, shared(x, y), len(x), len(y))
+                for name, pairs in self.relations.items()
                 for (x, y), a in zip(pairs, attrs[name], strict=True)]
-        return pd.DataFrame(rows, columns=["relation", "input", "output", "attribute",
-                                           "input_chars", "output_chars"])
+        df = pd.DataFrame(rows, columns=["relation", "input", "output", "attribute", "emblem",
+                                         "input_chars", "output_chars"])
+        return _none_for_missing(df, ["emblem"])
 
     def summary(self) -> pd.DataFrame:
         """Documents and characters per split and domain."""
@@ -342,9 +355,10 @@ class World:
 
 
 def _build_lexicon(facts: Facts) -> pd.DataFrame:
-    """One row per word: word, pos, gender, entity_type, attribute, n_chars (first
-    classification wins; ``attribute`` is the region, field or word class the corpus states for
-    the word, None if it states none)."""
+    """One row per word: word, pos, gender, entity_type, attribute, emblem, colour, material,
+    n_chars (first classification wins; ``attribute`` is the region, field or word class the
+    corpus states for the word, None if it states none; emblem, colour and material are its signs
+    (:meth:`Facts.signs`), None for a word without an anchor)."""
     rows: dict[str, tuple[str, str | None, str]] = {}
 
     def add(words, pos: str, entity: str, gender: str | None = None) -> None:
@@ -378,6 +392,8 @@ def _build_lexicon(facts: Facts) -> pd.DataFrame:
     add(vocab.CODE_FUNCS + vocab.CODE_VARS, "code", "code_identifier")
     add(vocab.CODE_CLASSES + vocab.CODE_MODULES, "code", "code_identifier")
     add(vocab.RECIPE_DISHES + vocab.RECIPE_INGREDIENTS + vocab.RECIPE_UNITS, "noun", "food")
+    add(vocab.EMBLEMS + vocab.MATERIALS, "noun", "sign")
+    add(vocab.COLOURS, "adjective", "sign")
     attribute: dict[str, str] = {**CAPITAL_REGION, **LANGUAGE_REGION}
     attribute.update({c.name: c.region for c in facts.countries})
     attribute.update({p.name: p.field for p in facts.people})
@@ -388,11 +404,13 @@ def _build_lexicon(facts: Facts) -> pd.DataFrame:
         for x, y in facts.relations()[name]:
             attribute.setdefault(x, classes[x])
             attribute.setdefault(y, classes[x])
+    signs = facts.signs()
     df = pd.DataFrame(
-        [(w, pos, g, e, attribute.get(w), len(w)) for w, (pos, g, e) in rows.items()],
-        columns=["word", "pos", "gender", "entity_type", "attribute", "n_chars"],
+        [(w, pos, g, e, attribute.get(w), *(signs[k].get(w) for k in vocab.SIGNS), len(w))
+         for w, (pos, g, e) in rows.items()],
+        columns=["word", "pos", "gender", "entity_type", "attribute", *vocab.SIGNS, "n_chars"],
     )
-    return _none_for_missing(df, ["gender", "attribute"])
+    return _none_for_missing(df, ["gender", "attribute", *vocab.SIGNS])
 
 
 def _none_for_missing(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
