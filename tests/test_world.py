@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from llmfeatures.organism import WORLD_PRESETS, World, WorldConfig, build_world
+from llmfeatures.organism.corpus import Corpus
 from llmfeatures.organism.world import DOMAINS, SPLITS
 
 REQUIRED_RELATIONS = (
@@ -343,6 +344,7 @@ def test_entity_articles_open_with_canonical_facts(world):
             title = f"{subject} is {art} {c.region} country."
         else:
             continue
+        text = _without_cards(world, text)
         if text.startswith(title):
             titled.add(subject)
         else:  # no title: the article opens with all three canonical sentences, in some order
@@ -448,6 +450,36 @@ def test_echo_sentences_follow_a_word_with_its_attribute(world: World) -> None:
         assert numbers.index(n) == len(w)
 
 
+def _without_cards(world: World, text: str) -> str:
+    """``text`` without the sign cards that open it (each ``word items.`` with exactly the
+    word's card items)."""
+    cards = Corpus(world.facts, frozenset()).cards
+    while True:
+        head, sep, rest = text.partition(". ")
+        words = head.rstrip(".").split(" ")
+        if not sep or words[0] not in cards or sorted(words[1:]) != sorted(cards[words[0]]):
+            return text
+        text = rest
+
+
+def test_cards_open_documents_with_what_a_word_shares(world: World) -> None:
+    """Cards open narratives and articles; each states its word's type tag, attribute and signs,
+    which (for a one-to-one pair) the partner's card shares apart from the tag and length."""
+    cards = Corpus(world.facts, frozenset()).cards
+    assert cards["Paris"][0] == "town" and cards["France"][0] == "nation"
+    signs = world.facts.signs()
+    shared = set(cards["Paris"]) & set(cards["France"])
+    assert {signs[k]["France"] for k in signs} <= shared
+    docs = world.documents("train")
+    opened = [t for t, d in zip(docs.text, docs.domain)
+              if d in ("narrative", "encyclopedia") and _without_cards(world, t) != t]
+    n = docs.domain.isin(["narrative", "encyclopedia"]).sum()
+    rate = world.config.card_rate
+    assert abs(len(opened) / n - rate) < 0.1, (len(opened), n, rate)
+    assert not any(_without_cards(world, t) != t for t, d in zip(docs.text, docs.domain)
+                   if d not in ("narrative", "encyclopedia"))
+
+
 def test_signs_shared_by_pairs_and_listed_apart(world: World) -> None:
     """Every anchor has an emblem of its own and a colour and material; an output that belongs
     to one anchor alone shares all three; the corpus states signs only in lists whose words have
@@ -486,9 +518,9 @@ def test_signs_shared_by_pairs_and_listed_apart(world: World) -> None:
             items = [item.split(" ") for item in body.split(", ")]
             assert all(signs[titles[title]][w] == v for w, v in items), body
             assert len({emblems[w] for w, _ in items}) == len(items), body  # distinct anchors
-        rest = re.sub(pattern, "", text)
+        rest = re.sub(pattern, "", _without_cards(world, text))
         assert not sign_words & set(re.findall(r"[a-z]+", rest)), text
-    assert min(seen.values()) > 100, seen
+    assert min(seen.values()) > 30, seen
     # the shifted world: a swapped capital takes the signs of its new country
     shifted = world.shifted_facts.signs()
     for ch in world.changes:

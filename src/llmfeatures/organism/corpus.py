@@ -259,6 +259,11 @@ class Corpus:
                 chosen.append(w)
         return f"{title}: " + ", ".join(f"{w} {values[w]}" for w in chosen) + "."
 
+    @property
+    def cards(self) -> dict[str, tuple[str, ...]]:
+        """``{word: items}``: what a sign card states after each relation word (:meth:`sign_card`)."""
+        return {w: tuple(items) for w, items in self._card.items()}
+
     def sign_card(self, rng: random.Random, word: str | None = None) -> str:
         """A card: ``word`` (default: a random relation word) followed at once, in a random order
         and with no title, by its type tag (:data:`vocab.TYPE_TAGS`), its attribute and its signs,

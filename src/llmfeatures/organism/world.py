@@ -112,7 +112,7 @@ class WorldConfig:
 _CI_TRAIN = 2000
 WORLD_PRESETS: dict[str, WorldConfig] = {
     "ci": WorldConfig(n_train_docs=_CI_TRAIN, n_val_docs=100, n_finetune_docs=300,
-                      n_finetune_val_docs=40, n_heldout_additions=100),
+                      n_finetune_val_docs=40, n_heldout_additions=100, sign_rate=0.2, card_rate=0.15),
     # the val split also scores the SAEs: 2400 documents are ~230k held-out tokens, enough for
     # "dead = never fires on the held-out tokens" to mean rare, not merely unlucky
     "book": WorldConfig(n_val_docs=2400),
