@@ -118,16 +118,18 @@ ORGANISM_PRESETS: dict[str, OrganismConfig] = {
         # batches of 512 tokens: the same tokens in four times the optimiser steps keep latents
         # alive (measured on layer 0 of a book-size model: 21% dead with batches of 2048, 4% with
         # 512, in the same 48 CPU seconds)
-        sae=SAETrainConfig(expansion=8, architecture="topk", k=16, training_tokens=700_000,
+        sae=SAETrainConfig(expansion=8, architecture="topk", k=16, training_tokens=1_200_000,
                            batch_tokens=512, lr=2e-3, dead_window=50),
         # the lobes of chapter 4 show in the decoder geometry only with a wide SAE (measured:
         # AMI 0.02-0.04 with 1024 latents, 0.22 with 4096); a wide SAE needs more tokens to
         # keep its latents alive, and smaller batches still (1.5M tokens, dead: 59% with batches
         # of 2048 on the version-3 organism; 23% with 512, 17% with 256 and with 128 on a
         # book-size model, at 390-450 CPU seconds)
-        # 2M tokens: 12.2% dead latents (1.5M: 16.2%), measured on the version-4 book model
+        # 2M tokens: 12.2% dead latents (1.5M: 16.2%), measured on the version-4 book model;
+        # version 6 (signs and cards): 24.7% dead with 2M, 14.0% with 3.5M (layer 0: 17.9% with
+        # 0.7M tokens, 11.5% with 1.2M); whole build 730 s -> 1016 s on an idle machine
         middle_sae=SAETrainConfig(expansion=32, architecture="topk", k=16,
-                                  training_tokens=2_000_000, batch_tokens=256, lr=2e-3,
+                                  training_tokens=3_500_000, batch_tokens=256, lr=2e-3,
                                   dead_window=50),
         cpu_threads=2,
     ),
