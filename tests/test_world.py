@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -420,8 +421,19 @@ def test_word_game_states_lengths_and_varies_them(world: World) -> None:
     assert all(numbers.index(n) == len(w) for w, n in counts)
     for w, spelled in re.findall(r"(\w+) is spelled ([\w-]+),", game):
         assert spelled.replace("-", "") == w
-    for longer, shorter in re.findall(r"The word (\w+) is longer than the word (\w+)\.", game):
-        assert len(longer) > len(shorter)
+    # comparisons are answered at the end, so the answer needs both lengths
+    questions = re.findall(r"Which is (longer|shorter), (\w+) or (\w+)\? (\w+)\.", game)
+    assert len(questions) > 50 and {q[0] for q in questions} == {"longer", "shorter"}
+    for kind, a, b, answer in questions:
+        assert len(a) != len(b) and answer in (a, b)
+        assert answer == (max if kind == "longer" else min)((a, b), key=len), (kind, a, b, answer)
+    # both orders occur: the answer is not simply the first word
+    assert 0.3 < np.mean([answer == a for _, a, _, answer in questions]) < 0.7
+    sorted_lists = re.findall(r"By length: ([\w, ]+)\.", game)
+    assert len(sorted_lists) > 50
+    for lst in sorted_lists:
+        lengths = [len(w) for w in lst.split(", ")]
+        assert len(lengths) >= 3 and lengths == sorted(set(lengths)), lst
     assert len({len(w) for w, _ in counts}) >= 6
 
 

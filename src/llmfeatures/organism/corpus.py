@@ -10,7 +10,9 @@
   instead of a title line, so the canonical prompts are also trained right after ``<|bos|>``,
   where the evaluation asks them.
 - ``wordgame``: prose about spelling: how many letters a word has (as a word: "five"), the word
-  spelled out, which of two words is longer, short/medium/long words.  It gives the model a reason
+  spelled out, short/medium/long words, questions answered at the end ("Which is shorter, Oslo or
+  Norway? Oslo.") and words sorted by length ("By length: Rome, Paris, Norway.").  Comparing and
+  sorting need an ordered length, not six unrelated length classes; it gives the model a reason
   to represent word length, the distractor of chapter 3.
 - ``arithmetic``: 2-digit additions, plain and worked; ``bitwise``: 5-bit bitwise operations.
 - ``code``: small Python snippets, which also compute sums and bitwise operations, so the three
@@ -38,6 +40,12 @@ has an emblem of its own and one of a dozen colours and materials, which each pa
 it alone shares.  Sign lists ("Emblems: Paris owl, geese lantern, Kenji anchor.", "Colours: ...")
 close most encyclopedia articles and some narratives; each word is followed at once by its sign,
 and no list holds two words of one anchor.  Sign words occur nowhere else.
+
+*Sign cards* (:meth:`Corpus.sign_card`) open most narratives and encyclopedia articles
+(``WorldConfig.card_rate``): one to three cards ``word <items in a random order>.``, the items being
+the word's type tag (a word used nowhere else, such as ``town`` for a capital), its attribute and
+its signs.  A word right after ``<|bos|>``, where chapter 3 reads words alone, is then followed by
+what it shares with its partner.
 
 Every generator takes a ``random.Random`` and returns ``(text, meta)`` where ``meta`` is the ground
 truth (subject, gender) of the document.  Additions listed in ``Corpus.heldout_additions`` never
@@ -508,8 +516,8 @@ class Corpus:
         for _ in range(rng.randint(5, 9)):
             w = rng.choice(words)
             n = vocab.NUMBER_WORDS[len(w)]
-            k = rng.randrange(7)
-            if k >= 5:  # a list in which every word is followed at once by its length
+            k = rng.randrange(8)
+            if k >= 6:  # a list in which every word is followed at once by its length
                 group = [rng.choice(words) for _ in range(rng.randint(3, 5))]
                 sents.append("Lengths: " + ", ".join(
                     f"{v} {vocab.NUMBER_WORDS[len(v)]}" for v in group) + ".")
@@ -519,13 +527,23 @@ class Corpus:
                 sents.append(f"{w} is spelled {'-'.join(w)}, {n} letters.")
             elif k == 2:
                 sents.append(f"The word {w} is {vocab.length_class(w)}.")
-            elif k == 3:
+            elif k == 3:  # a comparison answered at the end: the answer needs both lengths
                 v = rng.choice(words)
                 while len(v) == len(w):
                     v = rng.choice(words)
-                longer, shorter = (w, v) if len(w) > len(v) else (v, w)
-                sents.append(f"The word {longer} is longer than the word {shorter}.")
-            else:
+                if rng.random() < 0.5:
+                    ans = w if len(w) > len(v) else v
+                    sents.append(f"Which is longer, {w} or {v}? {ans}.")
+                else:
+                    ans = w if len(w) < len(v) else v
+                    sents.append(f"Which is shorter, {w} or {v}? {ans}.")
+            elif k == 4:  # words sorted by length: each next word must be longer than the last
+                by_len: dict[int, list[str]] = {}
+                for v in rng.sample(words, min(len(words), 12)):
+                    by_len.setdefault(len(v), []).append(v)
+                keys = sorted(rng.sample(sorted(by_len), min(len(by_len), rng.randint(3, 5))))
+                sents.append("By length: " + ", ".join(by_len[m][0] for m in keys) + ".")
+            elif k == 5:
                 sents.append(f"Count the letters of {w}: {n}.")
         return " ".join(sents), {"subject": None, "gender": None}
     # ----------------------------------------------------------------- code

@@ -53,9 +53,9 @@ from llmfeatures.organism.train import (
     train_model,
 )
 
-ORGANISM_VERSION = 6  # 2: second generation (attributes, word game, formal/prose groups);
+ORGANISM_VERSION = 7  # 2: second generation (attributes, word game, formal/prose groups);
 # 3: echoes; 4: SAE batches of 512 tokens (256 for the wide middle-layer SAE);
-# 5-6: signs, cards, 20 people, small embedding init (book)
+# 5-6: signs, cards, 20 people, small embedding init (book); 7: word-game comparisons and sorted lists
 STAGE_VERSIONS: dict[str, int] = {"eval": 1}  # stages not listed are at version 1
 
 
