@@ -421,14 +421,15 @@ def test_word_game_states_lengths_and_varies_them(world: World) -> None:
     assert all(numbers.index(n) == len(w) for w, n in counts)
     for w, spelled in re.findall(r"(\w+) is spelled ([\w-]+),", game):
         assert spelled.replace("-", "") == w
-    # comparisons are answered at the end, so the answer needs both lengths
-    questions = re.findall(r"Which is (longer|shorter), (\w+) or (\w+)\? (\w+)\.", game)
-    assert len(questions) > 50 and {q[0] for q in questions} == {"longer", "shorter"}
-    for kind, a, b, answer in questions:
-        assert len(a) != len(b) and answer in (a, b)
-        assert answer == (max if kind == "longer" else min)((a, b), key=len), (kind, a, b, answer)
-    # both orders occur: the answer is not simply the first word
-    assert 0.3 < np.mean([answer == a for _, a, _, answer in questions]) < 0.7
+    # comparisons are answered at the end ("first"/"second"), so the answer needs both lengths
+    questions = re.findall(r"(\w+) or (\w+): the (longer|shorter) is the (first|second)\.", game)
+    assert len(questions) > 50 and {q[2] for q in questions} == {"longer", "shorter"}
+    for a, b, kind, pos in questions:
+        answer = a if pos == "first" else b
+        assert len(a) != len(b)
+        assert answer == (max if kind == "longer" else min)((a, b), key=len), (a, b, kind, pos)
+    # both answers occur: "first" is not always right
+    assert 0.3 < np.mean([pos == "first" for *_, pos in questions]) < 0.7
     sorted_lists = re.findall(r"By length: ([\w, ]+)\.", game)
     assert len(sorted_lists) > 50
     for lst in sorted_lists:

@@ -10,10 +10,10 @@
   instead of a title line, so the canonical prompts are also trained right after ``<|bos|>``,
   where the evaluation asks them.
 - ``wordgame``: prose about spelling: how many letters a word has (as a word: "five"), the word
-  spelled out, short/medium/long words, questions answered at the end ("Which is shorter, Oslo or
-  Norway? Oslo.") and words sorted by length ("By length: Rome, Paris, Norway.").  Comparing and
-  sorting need an ordered length, not six unrelated length classes; it gives the model a reason
-  to represent word length, the distractor of chapter 3.
+  spelled out, short/medium/long words, comparisons answered at the end ("Oslo or Norway: the
+  shorter is the first.") and words sorted by length ("By length: Rome, Paris, Norway.").
+  Comparing and sorting need an ordered length, not six unrelated length classes; it gives the
+  model a reason to represent word length, the distractor of chapter 3.
 - ``arithmetic``: 2-digit additions, plain and worked; ``bitwise``: 5-bit bitwise operations.
 - ``code``: small Python snippets, which also compute sums and bitwise operations, so the three
   formal domains share vocabulary (digits, ``=``, operators) and syntax.
@@ -531,12 +531,9 @@ class Corpus:
                 v = rng.choice(words)
                 while len(v) == len(w):
                     v = rng.choice(words)
-                if rng.random() < 0.5:
-                    ans = w if len(w) > len(v) else v
-                    sents.append(f"Which is longer, {w} or {v}? {ans}.")
-                else:
-                    ans = w if len(w) < len(v) else v
-                    sents.append(f"Which is shorter, {w} or {v}? {ans}.")
+                kind = rng.choice(("longer", "shorter"))
+                first = (len(w) > len(v)) == (kind == "longer")
+                sents.append(f"{w} or {v}: the {kind} is the {'first' if first else 'second'}.")
             elif k == 4:  # words sorted by length: each next word must be longer than the last
                 by_len: dict[int, list[str]] = {}
                 for v in rng.sample(words, min(len(words), 12)):

@@ -62,7 +62,7 @@ class WorldConfig:
     n_val_docs: int = 400
     n_finetune_docs: int = 1000
     n_finetune_val_docs: int = 100
-    domain_weights: tuple[float, ...] = (0.20, 0.24, 0.08, 0.12, 0.08, 0.06, 0.08, 0.14)
+    domain_weights: tuple[float, ...] = (0.16, 0.24, 0.08, 0.12, 0.08, 0.06, 0.08, 0.18)
     finetune_weights: tuple[float, ...] = (0.45, 0.2, 0.1, 0.25)
     n_capital_swaps: int = 2
     n_occupation_swaps: int = 2
