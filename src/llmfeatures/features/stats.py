@@ -155,7 +155,7 @@ class ResidMoments:
 class StatsConfig:
     """What the engine computes and how it batches.
 
-    ``block_size`` ``None`` means: 32 tokens for the organism (its documents are ~80 tokens, so a
+    ``block_size`` ``None`` means: 32 tokens for the organism (its documents are ~100 tokens, so a
     block is about a quarter of one, as the reference's 256-token blocks are of its 1024-token
     documents) and 256 for real models (the reference setting).  ``threshold``: a latent is "on"
     in a block when its activation exceeds it (reference: 1.0).
