@@ -305,3 +305,23 @@ def test_concept_onsets_pair_each_error_fall_with_its_cd_rise():
     assert on.loc[1, "error_onset"] == 10000 and on.loc[1, "cd_onset"] == 10
     assert on.loc[1, "gap"] == 3 and not on.loc[1, "together"]  # CD three checkpoints first
     assert pd.isna(on.loc[2, "error_onset"]) and pd.isna(on.loc[2, "cd_onset"]) and not on.loc[2, "together"]
+
+
+def test_concept_onsets_time_the_fall_below_the_agnostic_baseline():
+    steps = [0, 1, 10, 100, 1000, 10000]
+    # B1: half of its log-fall comes early (2 -> 0.25 at step 10, still above the agnostic 0.2),
+    # the concept-specific part (below 0.2) with its CD rise at 1000; B2 dips below the baseline
+    # at 10, climbs back at 100 and stays below from 1000; B3 never gets below it
+    err = {0: [2, 2, 0.25, 0.22, 0.05, 0.04], 1: [2, 2, 0.1, 0.5, 0.1, 0.1], 2: [2, 1, 0.5, 0.4, 0.3, 0.3]}
+    cdv = {0: [0.3, 0.3, 0.3, 0.3, 0.9, 0.95], 1: [0.3, 0.3, 0.3, 0.3, 0.9, 0.9], 2: [0.3] * 6}
+    hist = pd.DataFrame([{"step": s, "basis": b, "n_examples": 4, "mse": e[i]}
+                         for b, e in err.items() for i, s in enumerate(steps)])
+    cd = pd.DataFrame([{"step": s, "layer": 1, "concept": str(b), "cd": v[i]}
+                       for b, v in cdv.items() for i, s in enumerate(steps)])
+    on = concept_onsets(hist, cd, layer=1, n_examples=4, agnostic=0.2).set_index("concept")
+    assert on.loc[0, "error_onset"] == 10 and on.loc[0, "cd_onset"] == 1000
+    assert not on.loc[0, "together"] and on.loc[0, "gap"] == -2  # the early fall needs no concept
+    assert on.loc[0, "below_agnostic"] == 1000 and on.loc[0, "together_agnostic"]
+    assert on.loc[1, "below_agnostic"] == 1000 and on.loc[1, "gap_agnostic"] == 0  # stays below
+    assert pd.isna(on.loc[2, "below_agnostic"]) and not on.loc[2, "together_agnostic"]
+    assert "below_agnostic" not in concept_onsets(hist, cd, layer=1, n_examples=4).columns
