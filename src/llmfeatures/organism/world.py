@@ -111,8 +111,12 @@ class WorldConfig:
 
 _CI_TRAIN = 2000
 WORLD_PRESETS: dict[str, WorldConfig] = {
+    # ci: the word game at 8%, its share given back to the narrative (pronoun) stories: with the
+    # book's 12% taken from narrative, the 3-layer ci model (500 steps) moved the gender through
+    # layer 2, not layer 0's heads as chapter 2 says, and left one untouched latent for chapter 7
     "ci": WorldConfig(n_train_docs=_CI_TRAIN, n_val_docs=100, n_finetune_docs=300,
-                      n_finetune_val_docs=40, n_heldout_additions=100, sign_rate=0.2, card_rate=0.15),
+                      n_finetune_val_docs=40, n_heldout_additions=100, sign_rate=0.2, card_rate=0.15,
+                      domain_weights=(0.20, 0.24, 0.08, 0.08, 0.08, 0.06, 0.08, 0.18)),
     # the val split also scores the SAEs: 2400 documents are ~230k held-out tokens, enough for
     # "dead = never fires on the held-out tokens" to mean rare, not merely unlucky
     "book": WorldConfig(n_val_docs=2400),
