@@ -351,17 +351,10 @@ def test_organism_pronoun_gender_moves_through_layer0_heads(organism) -> None:
     clean = tasks.evaluate_task(model, pron)
     assert clean["accuracy"] > 0.75
     s = heads.head_scores(model, heads.antecedent_probe(model, pron.prompts, pron.meta.name))
-    layer, _ = s.best()
-    # the gender moves through all of layer 0's heads (patching below), so the best single
-    # head's probe is only modestly above its control
-    assert layer == 0 and s.table().iloc[0].excess > 0.02
-    ranking = s.table()["head"].tolist()
-    curve = ablation.head_set_curve(model, pron, ranking, n_random=6, max_k=1)
-    ranked = curve[curve.kind == "ranked"].set_index("k").accuracy
-    random_mean = curve[curve.kind == "random"].groupby("k").accuracy.mean()
-    # the head the probe ranks first matters more than a random head (at the ci scale the later
-    # ranks are noisy: the group of gender heads is layer 0's, found by patching below)
-    assert ranked[1] < random_mean[1] - 0.05
+    # some head looks at the name well above its control; which one is not fixed: on the
+    # version-7 organisms a later head looks at the name most while layer 0's heads carry the
+    # gender, and chapter 2's verdicts say which of the two the run shows
+    assert s.table().iloc[0].excess > 0.02
     later = [f"L{i} attn" for i in range(1, model.cfg.n_layers)]
     tab = ablation.ablation_table(model, pron, components=["L0 attn", *later], modes=("zero",))
     acc = tab.set_index("component").accuracy
@@ -369,6 +362,14 @@ def test_organism_pronoun_gender_moves_through_layer0_heads(organism) -> None:
     ph = ablation.patch_heads(model, pron)
     assert ph.values.shape == (model.cfg.n_layers, model.cfg.n_heads)
     assert ph.values[0].max() > 0.25 and abs(ph.values[1:]).max() < 0.15
+    # layer 0's heads, zeroed together in the order of their patching effect, cost more than as
+    # many random heads: the gender moves through the group
+    n = model.cfg.n_heads
+    ranking = [f"L0H{h}" for h in np.argsort(-ph.values[0])]
+    curve = ablation.head_set_curve(model, pron, ranking, n_random=6, max_k=n)
+    ranked = curve[curve.kind == "ranked"].set_index("k").accuracy
+    random_mean = curve[curve.kind == "random"].groupby("k").accuracy.mean()
+    assert ranked[n] < random_mean[n] - 0.1
 
 
 @pytest.mark.slow
@@ -381,7 +382,10 @@ def test_organism_fact_recall_is_localised(organism) -> None:
     logits = tasks.last_logits(model, enc)
     want = (logits >= logits.gather(1, enc.answer[:, None])).sum(1)
     assert last.sort_values("prompt")["rank"].tolist() == want.tolist()
-    assert (lens.first_layer_in_top(ll) >= 1).mean() > 0.8  # never from the embeddings
+    first = lens.first_layer_in_top(ll)
+    # never from the embeddings (0); most facts reach the top 5 at some block (-1: never; the ci
+    # organism knows only about half of its facts at top 1, the version-7 one 0.57)
+    assert (first != 0).all() and (first >= 1).mean() > 0.6
     pr = ablation.patch_block_every(model, facts)
     assert pr.values.shape == (3, model.cfg.n_layers, 6)
     subj = pr.labels.index(" France")
