@@ -293,7 +293,7 @@ def test_context_representations_skip_contexts_that_state_the_relation() -> None
         free = context_representations(model, corpus, [word], [0], n_contexts=1000, window=16)
         kept = context_representations(model, corpus, [word], [0], n_contexts=1000, window=16,
                                        exclude={word: {partner}})
-        if 0 < kept.counts[0]:
+        if 0 < kept.counts[0] < free.counts[0]:
             break
     assert 0 < kept.counts[0] < free.counts[0]
     # the same average by hand, over the documents without the partner
