@@ -13,6 +13,7 @@ from llmfeatures.finetune import (
     FinetuneConfig,
     column_correlation,
     drift_test,
+    drift_tests_by_layer,
     finetune,
     finetune_sae,
     freeze_for,
@@ -221,6 +222,18 @@ def test_drift_test_sees_a_planted_difference_and_not_a_null() -> None:
     assert drift_test(null)["p"] > 0.01
     with pytest.raises(ValueError, match="two latents per group"):
         drift_test(shift)
+
+
+def test_drift_tests_by_layer_count_only_latents_with_a_drift() -> None:
+    rng = np.random.default_rng(4)
+    ok = pd.DataFrame({"layer": 0, "group": ["shift"] * 20 + ["untouched"] * 20,
+                       "drift": np.r_[rng.uniform(0.5, 1, 20), rng.uniform(0, 0.4, 20)]})
+    # layer 1: four untouched latents, three of them silent on the correlation tokens (NaN)
+    sparse = pd.DataFrame({"layer": 1, "group": ["shift"] * 9 + ["untouched"] * 4,
+                           "drift": np.r_[rng.uniform(size=9), [0.1, np.nan, np.nan, np.nan]]})
+    res = drift_tests_by_layer(pd.concat([ok, sparse]))
+    assert res["layer"].tolist() == [0]
+    assert res.loc[0, "n_untouched"] == 20 and res.loc[0, "p"] < 1e-4
 
 
 # ------------------------------------------------------------------------------ exercises

@@ -15,6 +15,7 @@ from llmfeatures.finetune.analysis import (
     behaviour,
     column_correlation,
     drift_test,
+    drift_tests_by_layer,
     explanations_hold,
     feature_drift,
     finetune_sae,
@@ -39,7 +40,7 @@ from llmfeatures.finetune.runs import (
 
 __all__ = [
     "FINETUNE_PRESETS", "RUNS", "FinetuneConfig", "base_saes", "behaviour", "chapter_results",
-    "column_correlation", "drift_test", "explanations_hold", "feature_drift", "finetune",
+    "column_correlation", "drift_test", "drift_tests_by_layer", "explanations_hold", "feature_drift", "finetune",
     "finetune_config", "finetune_dir", "finetune_sae", "finetuned_model", "freeze_for",
     "icl_documents", "loss_recovered", "match_decoders", "matching_summary", "sae_fit",
     "tuned_blocks", "tuned_saes",

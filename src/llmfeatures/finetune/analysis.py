@@ -367,6 +367,18 @@ def feature_drift(layer: int, base_stats, tuned_stats, base_acts: torch.Tensor,
     return df[alive & exp["purity"].notna().to_numpy()].reset_index(drop=True)
 
 
+def drift_tests_by_layer(drift: pd.DataFrame, column: str = "drift") -> pd.DataFrame:
+    """:func:`drift_test` per layer of ``drift``, for the layers where both groups have at least
+    two latents with a ``column`` value (a latent silent on the correlation tokens has a NaN
+    drift and is not counted); one row per layer tested."""
+    rows = []
+    for layer, g in drift.groupby("layer"):
+        known = g[g[column].notna()]
+        if min((known["group"] == "shift").sum(), (known["group"] == "untouched").sum()) >= 2:
+            rows.append({"layer": layer, **drift_test(known, column)})
+    return pd.DataFrame(rows)
+
+
 def drift_test(drift: pd.DataFrame, column: str = "drift") -> dict[str, float]:
     """One-sided Mann-Whitney U: do ``shift`` latents drift more than ``untouched`` ones?
 

@@ -22,6 +22,7 @@ from llmfeatures.config import get_scale
 from llmfeatures.finetune.analysis import (
     behaviour,
     drift_test,
+    drift_tests_by_layer,
     encode_latents,
     explanations_hold,
     feature_drift,
@@ -40,7 +41,7 @@ from llmfeatures.finetune.runs import (
 )
 from llmfeatures.organism.train import pack_documents
 
-RESULTS_VERSION = 3  # bump when only the analyses change (the runs and tuned SAEs are kept)
+RESULTS_VERSION = 4  # bump when only the analyses change (the runs and tuned SAEs are kept)
 SAES_VERSION = 2  # bump when only the tuned SAEs' code changes (the runs are kept)
 
 
@@ -202,9 +203,7 @@ def _compute(scale: str, cfg: FinetuneConfig) -> dict:
         drift = pd.concat(frames, ignore_index=True)
         res["drift"], res["matching"] = drift, pd.DataFrame(match_rows)
         res["drift_test"] = {col: drift_test(drift, col) for col in ("drift", "dec_change")}
-        res["drift_test_by_layer"] = pd.DataFrame(
-            [{"layer": L, **drift_test(g)} for L, g in drift.groupby("layer")
-             if min((g["group"] == "shift").sum(), (g["group"] == "untouched").sum()) >= 2])
+        res["drift_test_by_layer"] = drift_tests_by_layer(drift)
         res["explanations"] = explanations_hold(drift)
         res["explanations_by_layer"] = drift.groupby("layer")["holds"].mean()
     # --- early vs late on a few-shot family
