@@ -117,7 +117,7 @@ def test_lda_on_held_out_pairs_recovers_a_planted_structure_behind_a_distractor(
     from llmfeatures.crystals import lda_sweep
 
     diffs, rel, length = _planted_distractor()
-    sw = lda_sweep(diffs, rel, n_splits=2)
+    sw = lda_sweep(diffs, rel, n_folds=4)
     t = sw.table
     assert sw.raw < 0.0 and sw.gain > 0.2, (sw.raw, t)          # hidden before, revealed after
     assert (t.heldout.loc[sw.best] - t.null.loc[sw.best]) > 0.2  # far above permuted labels
@@ -129,10 +129,31 @@ def test_lda_on_held_out_pairs_recovers_a_planted_structure_behind_a_distractor(
     assert abs(test.r) > 0.9 and abs(test.r) > test.null_q95
     # no structure: labels unrelated to the differences stay at the null
     shuffled = lda_sweep(diffs, np.random.default_rng(1).permutation(rel), components=[3],
-                         n_splits=2)
+                         n_folds=4)
     assert shuffled.table.heldout.iloc[0] < 0.05
-    with pytest.raises(ValueError, match=">= 2 pairs"):
+    # every pair is held out once per repetition; a shrinkage was chosen for every fold
+    assert len(sw.shrinkages) == 4 and all(0 < v < 1 for v in sw.shrinkages)
+    with pytest.raises(ValueError, match="smallest relation"):
         lda_sweep(diffs[:9], np.array([*["a"] * 4, *["b"] * 4, "c"]))
+
+
+def test_shrinkage_is_chosen_on_training_pairs_and_follows_the_noise() -> None:
+    """Few noisy pairs per relation in many dimensions need more shrinkage than many clean
+    pairs in few dimensions; the choice sees only what it is given."""
+    from llmfeatures.crystals import SHRINKAGE_GRID, choose_shrinkage
+
+    rng = np.random.default_rng(0)
+    rel = np.repeat(["a", "b", "c"], 12)
+    centres = rng.normal(size=(3, 60)) * 0.4
+    wide = centres[np.repeat(np.arange(3), 12)] + rng.normal(size=(36, 60))
+    rel_many = np.repeat(["a", "b", "c"], 200)
+    narrow = rng.normal(size=(3, 4))[np.repeat(np.arange(3), 200)] * 3 \
+        + rng.normal(size=(600, 4)) @ np.diag([3.0, 1.0, 0.3, 0.1])
+    s_wide, s_narrow = choose_shrinkage(wide, rel), choose_shrinkage(narrow, rel_many)
+    assert s_wide in SHRINKAGE_GRID and s_narrow in SHRINKAGE_GRID
+    assert s_wide > s_narrow, (s_wide, s_narrow)
+    with pytest.raises(ValueError, match=">= 2 training pairs"):
+        choose_shrinkage(wide[:4], np.array(["a", "a", "b", "c"]))
 
 
 def test_quadrilaterals_and_the_trapezoid_case() -> None:
@@ -188,6 +209,57 @@ def test_crystal_search_finds_planted_parallelograms_and_not_in_a_shuffled_decod
     assert not table.loc["all", "correct"] > 2
     with pytest.raises(ValueError, match="one word per row"):
         search_against_control(vectors, words[:-1], pairs)
+
+
+def test_local_search_starts_from_mutual_neighbours() -> None:
+    """Pairs whose words sit close together, with short relation offsets: the mutual nearest
+    neighbours are the planted pairs, and the local search ranks planted crystals first."""
+    from llmfeatures.crystals import local_edges, search_against_control
+
+    rng = np.random.default_rng(0)
+    n_rel, m, d = 4, 6, 32
+    r = np.repeat(np.arange(n_rel), m)
+    x = rng.normal(size=(len(r), d)) * 3
+    y = x + (rng.normal(size=(n_rel, d)) * 0.4)[r] + rng.normal(scale=0.05, size=x.shape)
+    vectors = np.concatenate([x, y])
+    words = [f"x{i}" for i in range(len(r))] + [f"y{i}" for i in range(len(r))]
+    pairs = pd.DataFrame({"relation": [f"r{i}" for i in r], "input": words[: len(r)],
+                          "output": words[len(r):]})
+    edges = {tuple(e) for e in local_edges(vectors, 1).tolist()}
+    assert edges == {(i, i + len(r)) for i in range(len(r))}
+    _, table = search_against_control(vectors, words, pairs, ks=(10,), n_controls=2, local=1,
+                                      min_cosine=0.2)
+    assert table.loc["top 10", "precision"] > 0.8 > 0.1 > table.loc["top 10", "control_precision"]
+    with pytest.raises(ValueError, match="k must be"):
+        local_edges(vectors, len(vectors))
+
+
+def test_decoded_words_are_the_sae_reconstruction_and_quad_scores_separate_planted() -> None:
+    import torch
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    from llmfeatures.crystals import decoded_words, quad_scores
+
+    torch.manual_seed(0)
+    sae = StandardSAE(StandardSAEConfig(d_in=16, d_sae=48))
+    with torch.no_grad():
+        sae.b_dec.normal_()
+        codes = sae.encode(torch.randn(10, 16))
+        want = (sae.decode(codes) - sae.b_dec).numpy()
+    got = decoded_words(codes.numpy(), sae.W_dec.detach().numpy())
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match="d_sae"):
+        decoded_words(codes.numpy(), sae.W_dec.detach().numpy().T)
+    # planted crystals score far above random quadrilaterals; without structure they do not
+    vectors, words, pairs = _planted_crystal_words()
+    qs = quad_scores(vectors, words, pairs, n_random=5000)
+    assert (qs.kind == "planted").sum() == 6 * 15 and (qs.kind == "random").sum() == 5000
+    med = qs.groupby("kind").score.median()
+    assert med["planted"] > 0.8 and med["random"] < 0.1, med
+    noise = vectors.copy()
+    noise[36:72] = np.random.default_rng(3).normal(size=(36, vectors.shape[1]))
+    med = quad_scores(noise, words, pairs, n_random=5000).groupby("kind").score.median()
+    assert abs(med["planted"] - med["random"]) < 0.1, med
 
 
 def test_exercise_checks_accept_the_solution_and_reject_wrong_answers() -> None:
@@ -263,11 +335,12 @@ def test_gemma_path_offline_with_stand_ins(no_network) -> None:
                                     n_positions=32)).eval()
     sae = StandardSAE(StandardSAEConfig(d_in=32, d_sae=64,
                                         metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post")))
-    cfg = crystal_config("ci", n_splits=1, n_permutations=20, n_controls=1)
+    cfg = crystal_config("ci", n_repeats=1, n_permutations=20, n_controls=1)
     out = gemma_crystals(pairs, hf_model=hf, tokenizer=tok, sae=sae, layers=(0, 1), sae_state=2,
                          config=cfg)
     assert list(out["distractor"].hidden_state) == [0, 1] and set(out["lda"]) == {0, 1}
-    assert len(out["features"]) > 4 and "precision" in out["search_table"]
+    assert len(out["features"]) > 4 and set(out["search_table"]) == {"single", "decoded"}
+    assert all("precision" in t for t in out["search_table"].values())
     budget = t4_budget(n_words=6000, n_features=500)
     assert budget["fits"] == 1.0 and budget["gpu_gb"] > 5
     assert t4_budget(n_words=6000, n_features=3000)["fits"] == 0.0
@@ -323,8 +396,8 @@ def test_context_representations_skip_contexts_that_state_the_relation() -> None
 def test_organism_crystals_on_the_ci_organism() -> None:
     from llmfeatures.crystals import crystal_config, organism_crystals
 
-    cfg = crystal_config("ci", n_splits=1, n_permutations=20, n_shuffles=2, n_controls=1,
-                         context_docs=300)
+    cfg = crystal_config("ci", n_folds=3, n_permutations=20, n_shuffles=2, n_controls=1,
+                         context_docs=300, n_random_quads=2000)
     cr = organism_crystals(scale="ci", config=cfg)
     assert cr.layers[0] == -1 and len(cr.layers) == cr.extra["n_layers"] + 1
     assert set(cr.distractor.kind) == {"alone", "context"}
@@ -334,7 +407,18 @@ def test_organism_crystals_on_the_ci_organism() -> None:
         assert sw.table[["heldout", "null"]].abs().le(1).all().all()
     assert cr.keep("context").sum() == len(cr.diffs("context"))
     assert len(cr.features) > 20 and cr.features.feature.is_unique
-    assert list(cr.search_table.index) == [f"top {k}" for k in cfg.ks] + ["all"]
+    assert set(cr.search_table) == {"decoded", "single", "residual", "decoded, all pairs"}
+    for table in cr.search_table.values():
+        assert list(table.index) == [f"top {k}" for k in cfg.ks] + ["all"]
+    # every word is searched as a decoded code; a single feature only where a latent is its own
+    assert len(cr.extra["vectors"]["decoded"][1]) == cr.extra["n_vocab"]
+    assert len(cr.extra["vectors"]["single"][1]) == len(cr.features)
+    # the search over every pair of words returns far more candidates than the local one
+    assert cr.search_table["decoded, all pairs"].loc["all", "n"] > \
+        10 * cr.search_table["decoded"].loc["all", "n"]
+    # on the organism the planted pairs are closer to parallelograms than random quadrilaterals
+    qs = cr.extra["quad_scores"].groupby("kind").score.median()
+    assert qs["planted"] > qs["random"] + 0.05, qs
 
 
 def test_leading_components_name_the_component_that_carries_the_distractor() -> None:

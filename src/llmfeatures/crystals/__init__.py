@@ -7,8 +7,9 @@
 - :mod:`llmfeatures.crystals.lda`: LDA swept over its number of components, always scored by
   silhouette on held-out pairs, with the permuted-label null;
 - :mod:`llmfeatures.crystals.quads`: parallelograms and trapezoids;
-- :mod:`llmfeatures.crystals.search`: the crystal search among SAE decoder vectors, without
-  relation labels, scored against planted pairs beside a shuffled-decoder control;
+- :mod:`llmfeatures.crystals.search`: the crystal search among SAE decoder vectors (each word's
+  decoded code, or its strongest latent's decoder vector), without relation labels, scored
+  against planted pairs beside a shuffled-decoder control and random quadrilaterals;
 - :mod:`llmfeatures.crystals.analysis`: everything on the organism (:func:`organism_crystals`);
 - :mod:`llmfeatures.crystals.gemma`: the paper-scale path (Gemma-2-2b, Gemma Scope);
 - :mod:`llmfeatures.crystals.plots` and :mod:`llmfeatures.crystals.exercises`.
@@ -40,7 +41,14 @@ from llmfeatures.crystals.geometry import (
     parallelism,
     word_representations,
 )
-from llmfeatures.crystals.lda import LDASweep, heldout_split, lda_projection, lda_sweep
+from llmfeatures.crystals.lda import (
+    SHRINKAGE_GRID,
+    LDASweep,
+    choose_shrinkage,
+    heldout_split,
+    lda_projection,
+    lda_sweep,
+)
 from llmfeatures.crystals.quads import (
     MIN_COSINE,
     MIN_RATIO,
@@ -51,21 +59,26 @@ from llmfeatures.crystals.quads import (
 from llmfeatures.crystals.search import (
     CrystalSearch,
     crystal_search,
+    decoded_words,
+    local_edges,
     planted_quadrilaterals,
+    planted_quads,
+    quad_scores,
     score_search,
     search_against_control,
     shuffled_decoder,
     strongest_features,
+    word_codes,
     word_features,
 )
 
 __all__ = [
-    "MIN_COSINE", "MIN_RATIO", "ContextRepresentations", "CrystalConfig", "CrystalSearch",
+    "MIN_COSINE", "MIN_RATIO", "SHRINKAGE_GRID", "ContextRepresentations", "CrystalConfig", "CrystalSearch",
     "Crystals", "DistractorTest", "LDASweep", "Quadrilateral", "context_representations",
-    "crystal_config", "crystal_search", "distractor_table", "first_component", "heldout_split",
-    "lda_projection", "lda_sweep", "leading_components", "length_distractor", "mean_pairwise_cosine",
+    "choose_shrinkage", "crystal_config", "crystal_search", "decoded_words", "distractor_table", "first_component", "heldout_split",
+    "lda_projection", "lda_sweep", "leading_components", "length_distractor", "local_edges", "mean_pairwise_cosine",
     "organism_crystals", "pair_partners", "pair_representations", "parallelism",
-    "planted_quadrilaterals", "quadrilateral", "score_search", "search_against_control",
-    "shape_table", "shuffled_decoder", "strongest_features", "token_counts", "word_features",
+    "planted_quadrilaterals", "planted_quads", "quad_scores", "quadrilateral", "score_search", "search_against_control",
+    "shape_table", "shuffled_decoder", "strongest_features", "token_counts", "word_codes", "word_features",
     "word_representations",
 ]

@@ -6,7 +6,10 @@ and every layer, and measures: the word-length distractor per layer (PC1 against
 characters and in tokens, with permutation nulls); the parallelogram and trapezoid shapes at the
 middle layer; LDA on held-out pairs at the embeddings and the middle layer, swept over the number
 of components, with the permuted-label null; and the crystal search among the middle-layer SAE's
-decoder vectors, scored against the planted pairs beside a shuffled-decoder control.
+decoder vectors, scored against the planted pairs beside a shuffled-decoder control.  The search
+runs on two kinds of points: each word's *decoded code* (the decoder vectors of its active
+latents weighted by their activations, :func:`~llmfeatures.crystals.search.decoded_words`) and,
+as the paper describes it, the decoder vector of each word's single strongest latent.
 
 The paper's layers 0 and 12 of Gemma-2-2b are Hugging Face ``hidden_states[0]`` (the embeddings)
 and ``hidden_states[12]`` (after 12 of 26 blocks); here the embeddings are layer ``-1``
@@ -29,35 +32,41 @@ from llmfeatures.config import pick
 class CrystalConfig:
     """Settings of the chapter's measurements.
 
-    LDA: ``n_splits`` stratified held-out splits of ``test_size``; ``shrinkage`` of the
-    within-class covariance (``None``: plain LDA as the reference, ``"auto"``: Ledoit-Wolf).
+    LDA: stratified ``n_folds``-fold cross-validation repeated ``n_repeats`` times; ``shrinkage``
+    of the within-class covariance (``None``: plain LDA as the reference, ``"auto"``: Ledoit-Wolf,
+    ``"cv"``: chosen per fold on its training pairs, see :func:`~llmfeatures.crystals.lda_sweep`).
     Distractor: ``n_permutations`` of the null.  Contexts: up to ``n_contexts`` windows of
     ``window`` tokens per word from the documents of ``context_splits`` (at most
     ``context_docs`` documents).  Search: ``min_cosine``/``min_ratio`` thresholds, precision at
-    ``ks``, ``n_controls`` shuffled decoders."""
+    ``ks``, ``n_controls`` shuffled decoders, at most ``n_neighbours`` candidates per difference,
+    differences of mutual ``local``-nearest neighbours only (``None``: every pair of words).
+    ``n_random_quads``: random quadrilaterals scored for the search's chance baseline."""
 
-    n_splits: int = 5
-    test_size: float = 0.5
-    shrinkage: float | str | None = "auto"
+    n_folds: int = 5
+    n_repeats: int = 2
+    shrinkage: float | str | None = "cv"
     n_permutations: int = 500
     n_shuffles: int = 20
     n_contexts: int = 16
     window: int = 32
     context_splits: tuple[str, ...] = ("val", "train")
     context_docs: int | None = 4000
-    min_cosine: float = 0.5
+    min_cosine: float = 0.2
     min_ratio: float = 0.5
+    local: int | None = 1
     ks: tuple[int, ...] = (10, 50, 200)
     n_controls: int = 3
+    n_neighbours: int = 5
+    n_random_quads: int = 100_000
     seed: int = 0
 
 
 PRESETS: dict[str, CrystalConfig] = {
-    "ci": CrystalConfig(n_splits=3, n_permutations=200, n_shuffles=10, n_contexts=8,
-                        context_docs=1500, n_controls=2),
+    "ci": CrystalConfig(n_repeats=1, n_permutations=200, n_shuffles=10, n_contexts=8,
+                        context_docs=1500, n_controls=2, n_random_quads=20_000),
     "book": CrystalConfig(),
-    "gpu": CrystalConfig(n_splits=10, n_contexts=32, context_docs=None),
-    "paper": CrystalConfig(n_splits=10, n_contexts=32, context_docs=None),
+    "gpu": CrystalConfig(n_repeats=5, n_contexts=32, context_docs=None),
+    "paper": CrystalConfig(n_repeats=5, n_contexts=32, context_docs=None),
 }
 
 
@@ -82,11 +91,19 @@ class Crystals:
     ``contexts``: contexts averaged per pair word (``input_contexts``, ``output_contexts`` in
     ``pairs``); ``distractor``: one row per (kind, layer, target) with r, null_q95, p;
     ``parallel``/``shapes``: :func:`parallelism` / :func:`shape_table` at ``middle``;
-    ``lda[(kind, L)]``: :class:`LDASweep`; ``features``: the word features of the middle SAE;
-    ``search``: :class:`CrystalSearch`; ``search_table``: its precision against the control;
+    ``lda[(kind, L)]``: :class:`LDASweep`; ``features``: the word features (strongest latent per
+    word) of the middle SAE; ``search[points]`` / ``search_table[points]``: the
+    :class:`CrystalSearch` and its precision against the control, for ``points`` ``"decoded"``
+    (every word's decoded code), ``"single"`` (each word feature's decoder vector),
+    ``"residual"`` (the residual stream itself, no SAE: the reference) and ``"decoded, all
+    pairs"`` (decoded codes, differences of every pair of words rather than of neighbours);
+    ``extra["vectors"][points]``: ``(vectors [F, d_model], words)`` searched;
     ``extra["components"]``: :func:`leading_components` where the length distractor (PC1 with
-    characters) is strongest (``attrs``: kind, layer); ``extra["decoder_parallel"]``: :func:`parallelism` of the planted pairs' decoder vectors
-    (relations with >= 3 pairs among the word features), what the search could at best find."""
+    characters) is strongest (``attrs``: kind, layer); ``extra["decoder_parallel"]`` /
+    ``extra["decoded_parallel"]``: :func:`parallelism` of the planted pairs' single decoder vectors
+    (relations with >= 3 pairs among the word features) / decoded codes, what the search could at
+    best find; ``extra["quad_scores"]``: :func:`~llmfeatures.crystals.search.quad_scores` of the
+    decoded codes (planted against random quadrilaterals)."""
 
     pairs: pd.DataFrame
     layers: list[int]
@@ -97,8 +114,8 @@ class Crystals:
     shapes: pd.DataFrame
     lda: dict
     features: pd.DataFrame
-    search: object
-    search_table: pd.DataFrame
+    search: dict
+    search_table: dict
     config: CrystalConfig
     extra: dict = field(default_factory=dict)
 
@@ -180,13 +197,19 @@ def leading_components(diffs: np.ndarray, targets: dict[str, np.ndarray], relati
 def organism_crystals(scale: str | None = None, config: CrystalConfig | None = None,
                       model=None, search: bool = True) -> Crystals:
     """All of chapter 3's measurements on the organism at ``scale`` (see the module docstring).
-    ``search=False`` skips the SAE and the crystal search (``features``, ``search_table`` and
-    ``extra["decoder_parallel"]`` are then empty, ``search`` is ``None``)."""
+    ``search=False`` skips the SAE and the crystal search (``features``, ``search``,
+    ``search_table`` and ``extra["decoder_parallel"]`` are then empty)."""
     from llmfeatures.crystals.context import context_representations, pair_partners
     from llmfeatures.crystals.geometry import parallelism, word_representations
     from llmfeatures.crystals.lda import lda_sweep
     from llmfeatures.crystals.quads import shape_table
-    from llmfeatures.crystals.search import search_against_control, word_features
+    from llmfeatures.crystals.search import (
+        decoded_words,
+        quad_scores,
+        search_against_control,
+        strongest_features,
+        word_codes,
+    )
     from llmfeatures.features.corpus import organism_corpus
     from llmfeatures.loaders import load_model, load_sae, load_world
     from llmfeatures.organism.pipeline import middle_layer
@@ -237,27 +260,43 @@ def organism_crystals(scale: str | None = None, config: CrystalConfig | None = N
     for kind, L in (("alone", -1), ("alone", middle), ("context", middle)):
         x, y = reps[kind][L]
         lda[(kind, L)] = lda_sweep(y - x, rel if kind == "alone" else rel[keep],
-                                   test_size=cfg.test_size, n_splits=cfg.n_splits,
+                                   n_folds=cfg.n_folds, n_repeats=cfg.n_repeats,
                                    shrinkage=cfg.shrinkage, seed=cfg.seed)
     extra = {"n_vocab": len(vocab), "n_layers": n_layers, "components": components,
              "context_docs": corpus.n_docs}
     common = dict(pairs=pairs, layers=layers, middle=middle, reps=reps, distractor=dist,
                   parallel=parallel, shapes=shapes, lda=lda, config=cfg)
     if not search:
-        return Crystals(features=pd.DataFrame(), search=None, search_table=pd.DataFrame(),
+        return Crystals(features=pd.DataFrame(), search={}, search_table={},
                         extra={**extra, "decoder_parallel": pd.DataFrame()}, **common)
     sae = load_sae("organism", middle, scale=scale, model=model)
-    feats = word_features(model, sae, vocab, middle)
-    w_dec = sae.W_dec.detach().float().cpu().numpy()[feats.feature.to_numpy()]
+    codes = word_codes(model, sae, vocab, middle)
+    feats = strongest_features(vocab, codes)
+    w_dec = sae.W_dec.detach().float().cpu().numpy()
+    single = w_dec[feats.feature.to_numpy()]
     # the planted pairs' decoder differences against shuffled pairs: what the search could find
     row = dict(zip(feats.word, range(len(feats))))
     have = pairs[pairs.input.isin(row) & pairs.output.isin(row)]
     have = have[have.groupby("relation").relation.transform("size") >= 3]
-    dec_par = parallelism(w_dec[have.input.map(row)], w_dec[have.output.map(row)],
+    dec_par = parallelism(single[have.input.map(row)], single[have.output.map(row)],
                           have.relation.to_numpy(), n_shuffles=cfg.n_shuffles, seed=cfg.seed) \
         if len(have) else pd.DataFrame()
-    found, table = search_against_control(w_dec, feats.word.tolist(), pairs, ks=cfg.ks,
-                                           n_controls=cfg.n_controls, min_cosine=cfg.min_cosine,
-                                           min_ratio=cfg.min_ratio, seed=cfg.seed)
-    extra.update(n_latents=int(sae.W_dec.shape[0]), decoder_parallel=dec_par, vectors=w_dec)
-    return Crystals(features=feats, search=found, search_table=table, extra=extra, **common)
+    decoded = decoded_words(codes, w_dec)
+    points = {"decoded": (decoded, vocab), "single": (single, feats.word.tolist()),
+              "residual": (alone[middle], vocab)}
+    runs = {name: (name, cfg.local) for name in points}
+    if cfg.local is not None:  # the same search over every pair of words, for comparison
+        runs["decoded, all pairs"] = ("decoded", None)
+    found, tables = {}, {}
+    for name, (kind, local) in runs.items():
+        v, words = points[kind]
+        found[name], tables[name] = search_against_control(
+            v, words, pairs, ks=cfg.ks, n_controls=cfg.n_controls, min_cosine=cfg.min_cosine,
+            min_ratio=cfg.min_ratio, n_neighbours=cfg.n_neighbours, local=local, seed=cfg.seed)
+    extra.update(
+        n_latents=int(w_dec.shape[0]), decoder_parallel=dec_par, vectors=points,
+        decoded_parallel=parallelism(decoded[xi], decoded[yi], rel, n_shuffles=cfg.n_shuffles,
+                                     seed=cfg.seed),
+        quad_scores=quad_scores(decoded, vocab, pairs, cfg.n_random_quads, cfg.seed),
+        latents_per_word=float((codes > 0).sum(1).mean()))
+    return Crystals(features=feats, search=found, search_table=tables, extra=extra, **common)

@@ -123,12 +123,18 @@ def gemma_crystals(pairs: pd.DataFrame | None = None, *, hf_model=None, tokenize
     ``layers``: the ``hidden_states`` indices measured (the reference's 0 and 12);
     ``sae_state``: the index the SAE reads (13 for ``blocks.12.hook_resid_post``);
     ``max_features``: the crystal search keeps at most that many word features (the most strongly
-    activated), which bounds its memory (:func:`t4_budget`).  Returns ``distractor`` (table),
-    ``lda`` ``{layer: LDASweep}``, ``features``, ``search`` and ``search_table``."""
+    activated), which bounds its memory (:func:`t4_budget`); it runs on their single decoder
+    vectors and on the same words' decoded codes.  Returns ``distractor`` (table), ``lda``
+    ``{layer: LDASweep}``, ``features``, ``search`` and ``search_table`` (``{"single",
+    "decoded"}``: :class:`CrystalSearch` and its table) and ``vectors`` (the points searched)."""
     from llmfeatures.crystals.analysis import crystal_config
     from llmfeatures.crystals.geometry import length_distractor
     from llmfeatures.crystals.lda import lda_sweep
-    from llmfeatures.crystals.search import search_against_control, strongest_features
+    from llmfeatures.crystals.search import (
+        decoded_words,
+        search_against_control,
+        strongest_features,
+    )
 
     cfg = config or crystal_config("paper")
     if pairs is None:
@@ -161,13 +167,20 @@ def gemma_crystals(pairs: pd.DataFrame | None = None, *, hf_model=None, tokenize
         diffs = states[i][yi] - states[i][xi]
         t = length_distractor(diffs, target, rel, n_permutations=cfg.n_permutations, seed=cfg.seed)
         rows.append({"hidden_state": i, "r": t.r, "null_q95": t.null_q95, "p": t.p})
-        lda[i] = lda_sweep(diffs, rel, n_splits=cfg.n_splits, shrinkage=cfg.shrinkage, seed=cfg.seed)
+        lda[i] = lda_sweep(diffs, rel, n_folds=cfg.n_folds, n_repeats=cfg.n_repeats,
+                           shrinkage=cfg.shrinkage, seed=cfg.seed)
     h = torch.as_tensor(states[sae_state], dtype=sae.W_dec.dtype, device=sae.W_dec.device)
     acts = sae.encode(h).float().detach().cpu().numpy()
     feats = strongest_features(vocab, acts, max_features)
-    w_dec = sae.W_dec.detach().float().cpu().numpy()[feats.feature.to_numpy()]
-    search, table = search_against_control(w_dec, feats.word.tolist(), pairs, ks=cfg.ks,
-                                           n_controls=cfg.n_controls, min_cosine=cfg.min_cosine,
-                                           min_ratio=cfg.min_ratio, seed=cfg.seed)
+    w_dec = sae.W_dec.detach().float().cpu().numpy()
+    words = feats.word.tolist()
+    rows_of = feats.word.map(index).to_numpy()
+    points = {"single": w_dec[feats.feature.to_numpy()],
+              "decoded": decoded_words(acts[rows_of], w_dec)}  # the same words, for memory
+    search, table = {}, {}
+    for name, v in points.items():
+        search[name], table[name] = search_against_control(
+            v, words, pairs, ks=cfg.ks, n_controls=cfg.n_controls, min_cosine=cfg.min_cosine,
+            min_ratio=cfg.min_ratio, n_neighbours=cfg.n_neighbours, local=cfg.local, seed=cfg.seed)
     return {"distractor": pd.DataFrame(rows), "lda": lda, "features": feats,
-            "search": search, "search_table": table, "vectors": w_dec}
+            "search": search, "search_table": table, "vectors": points}

@@ -5,15 +5,21 @@ the directions where the spread *between* relations is largest against the sprea
 so it discounts distractors such as word length that vary inside every relation.  With about as
 many dimensions as pairs, LDA can separate *any* labelling of the training pairs: fit and scored
 on the same pairs, even permuted labels give a high silhouette.  So every score here is on
-held-out pairs: fit (scaler and LDA) on a stratified half of the pairs, silhouette (relation
-labels) of the other half's projections, repeated over ``n_splits`` splits; the null fits on
+held-out pairs: stratified ``n_folds``-fold cross-validation (each pair is held out once per
+repetition), the scaler and LDA fit on the other folds, the silhouette (relation labels) of the
+held-out fold's projections, averaged over folds and ``n_repeats`` repetitions; the null fits on
 permuted training labels and scores the held-out pairs with their true labels.
+
+With tens of pairs per relation in ``d_model`` dimensions the within-relation covariance must be
+shrunk to be inverted.  ``shrinkage="cv"`` chooses the amount for every fold by an inner
+cross-validation on that fold's training pairs alone (:func:`choose_shrinkage`), so the held-out
+pairs never inform it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -34,6 +40,27 @@ def heldout_split(relations: Sequence[str], test_size: float = 0.5, seed: int = 
     return np.sort(train), np.sort(test)
 
 
+SHRINKAGE_GRID: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75, 0.9)
+
+
+def choose_shrinkage(x: np.ndarray, labels: Sequence[str], grid: Sequence[float] = SHRINKAGE_GRID,
+                     n_folds: int = 4, seed: int = 0) -> float:
+    """The shrinkage of the within-class covariance in ``grid`` whose LDA classifies best under a
+    stratified ``n_folds``-fold cross-validation of ``x`` ``[n, d]`` (already standardised) with
+    ``labels`` ``[n]`` (scikit-learn's ``GridSearchCV``, accuracy).  Pass training pairs only."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    labels = np.asarray(labels)
+    folds = min(n_folds, int(pd.Series(labels).value_counts().min()))
+    if folds < 2:
+        raise ValueError("every relation needs >= 2 training pairs to choose a shrinkage; pass a "
+                         "number or 'auto' as shrinkage instead.")
+    search = GridSearchCV(LinearDiscriminantAnalysis(solver="eigen"), {"shrinkage": list(grid)},
+                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    return float(search.fit(x, labels).best_params_["shrinkage"])
+
+
 def _lda(n_components: int, shrinkage):
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
@@ -48,8 +75,9 @@ def lda_projection(diffs: np.ndarray, relations: Sequence[str], train: np.ndarra
     """Coordinates ``[n, n_components]`` of all ``diffs`` ``[n, d]`` on the LDA directions fitted
     on the rows ``train`` only (``StandardScaler`` then LDA, both fitted on ``train``).
     ``fit_labels``: the labels used for the fit (default ``relations``; the null passes permuted
-    ones).  ``shrinkage``: ``None`` for plain LDA (the reference), ``"auto"`` (Ledoit-Wolf) or a
-    number in ``[0, 1]`` for a regularised within-class covariance."""
+    ones).  ``shrinkage``: ``None`` for plain LDA (the reference), ``"auto"`` (Ledoit-Wolf),
+    ``"cv"`` (:func:`choose_shrinkage` on the training rows) or a number in ``[0, 1]`` for a
+    regularised within-class covariance."""
     from sklearn.preprocessing import StandardScaler
 
     x = np.asarray(diffs, dtype=np.float64)
@@ -59,7 +87,10 @@ def lda_projection(diffs: np.ndarray, relations: Sequence[str], train: np.ndarra
         raise ValueError(f"n_components must be in 1..{min(k - 1, x.shape[1])} for {k} relations "
                          f"in {x.shape[1]} dimensions; got {n_components}.")
     scaler = StandardScaler().fit(x[train])
-    lda = _lda(n_components, shrinkage).fit(scaler.transform(x[train]), labels[train])
+    xt = scaler.transform(x[train])
+    if shrinkage == "cv":
+        shrinkage = choose_shrinkage(xt, labels[train])
+    lda = _lda(n_components, shrinkage).fit(xt, labels[train])
     return lda.transform(scaler.transform(x))
 
 
@@ -72,12 +103,14 @@ def _silhouette(x: np.ndarray, labels: np.ndarray) -> float:
 @dataclass
 class LDASweep:
     """``table``: one row per ``n_components`` with ``heldout`` (mean silhouette of the held-out
-    projections over the splits) and ``heldout_sd``, ``null`` (permuted training labels, same
-    scoring) and ``null_sd``; ``heldout_plain``: held-out silhouette of plain LDA (no shrinkage,
-    the reference's); ``in_sample`` (plain LDA fit and scored on the same, training, pairs, as
-    the reference scores) and ``in_sample_null`` (plain LDA fit on permuted labels and scored
-    with those same permuted labels: the trap).  ``raw``: silhouette of the held-out standardised differences before LDA (mean over
-    splits).  ``best``: the ``n_components`` with the highest held-out silhouette."""
+    projections over folds and repetitions) and ``heldout_sd``, ``null`` (permuted training
+    labels, same scoring) and ``null_sd``; ``heldout_plain``: held-out silhouette of plain LDA (no
+    shrinkage, the reference's); ``in_sample`` (plain LDA fit and scored on the same, training,
+    pairs, as the reference scores) and ``in_sample_null`` (plain LDA fit on permuted labels and
+    scored with those same permuted labels: the trap).  ``raw``: silhouette of the held-out
+    standardised differences before LDA (mean over folds).  ``best``: the ``n_components`` with
+    the highest held-out silhouette.  ``shrinkages``: the shrinkage used in each fold (the
+    ``"cv"`` choices, or the fixed setting)."""
 
     table: pd.DataFrame
     raw: float
@@ -85,6 +118,7 @@ class LDASweep:
     n_pairs: int
     n_relations: int
     shrinkage: float | str | None
+    shrinkages: list = field(default_factory=list)
 
     @property
     def gain(self) -> float:
@@ -93,15 +127,18 @@ class LDASweep:
 
 
 def lda_sweep(diffs: np.ndarray, relations: Sequence[str], components: Sequence[int] | None = None,
-              test_size: float = 0.5, n_splits: int = 5, shrinkage: float | str | None = "auto",
+              n_folds: int = 5, n_repeats: int = 1, shrinkage: float | str | None = "cv",
               seed: int = 0) -> LDASweep:
     """Silhouette of held-out pairs against the number of LDA components, with its nulls.
 
     ``diffs`` ``[n_pairs, d]``, ``relations`` ``[n_pairs]``.  ``components``: the counts swept
-    (default ``1 .. n_relations - 1``).  Each of ``n_splits`` stratified splits
-    (:func:`heldout_split`) gives a fit on the training pairs; the null permutes the training
-    labels (a fresh permutation per split).  ``shrinkage`` applies to ``heldout`` and ``null``;
-    the ``*_plain`` and ``in_sample*`` columns use plain LDA, as the reference."""
+    (default ``1 .. n_relations - 1``).  Stratified ``n_folds``-fold cross-validation, repeated
+    ``n_repeats`` times with fresh shuffles (scikit-learn's ``RepeatedStratifiedKFold``): each
+    fold is fit on the other folds and scored on itself; the null permutes the training labels
+    (a fresh permutation per fold).  ``shrinkage`` (see :func:`lda_projection`; ``"cv"`` is chosen
+    once per fold from its training pairs) applies to ``heldout`` and ``null``; the ``*_plain``
+    and ``in_sample*`` columns use plain LDA, as the reference."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
     x = np.asarray(diffs, dtype=np.float64)
@@ -112,19 +149,27 @@ def lda_sweep(diffs: np.ndarray, relations: Sequence[str], components: Sequence[
     k = len(np.unique(rel))
     if k < 3:
         raise ValueError(f"need >= 3 relations for a sweep of LDA components; got {k}.")
+    counts = pd.Series(rel).value_counts()
+    if n_folds < 2 or (counts < n_folds).any():
+        raise ValueError(f"n_folds must be >= 2 and at most the pairs of the smallest relation "
+                         f"({counts.idxmin()!r}: {counts.min()}); got {n_folds}.")
     components = list(components) if components is not None else list(range(1, k))
     rng = np.random.default_rng(seed)
     keys = ("heldout", "null", "heldout_plain", "in_sample", "in_sample_null")
     rows: dict[int, dict[str, list[float]]] = {c: {key: [] for key in keys} for c in components}
-    raw = []
-    for s in range(n_splits):
-        train, test = heldout_split(rel, test_size, seed + s)
-        raw.append(_silhouette(StandardScaler().fit(x[train]).transform(x[test]), rel[test]))
+    raw, used = [], []
+    folds = RepeatedStratifiedKFold(n_splits=n_folds, n_repeats=n_repeats, random_state=seed)
+    for train, test in folds.split(x, rel):
+        scaler = StandardScaler().fit(x[train])
+        raw.append(_silhouette(scaler.transform(x[test]), rel[test]))
+        shr = choose_shrinkage(scaler.transform(x[train]), rel[train], seed=seed) \
+            if shrinkage == "cv" else shrinkage
+        used.append(shr)
         perm = rel.copy()
         perm[train] = rel[train][rng.permutation(len(train))]
         for c in components:
-            z = lda_projection(x, rel, train, c, shrinkage)
-            zn = lda_projection(x, rel, train, c, shrinkage, fit_labels=perm)
+            z = lda_projection(x, rel, train, c, shr)
+            zn = lda_projection(x, rel, train, c, shr, fit_labels=perm)
             rows[c]["heldout"].append(_silhouette(z[test], rel[test]))
             rows[c]["null"].append(_silhouette(zn[test], rel[test]))
             zp = lda_projection(x, rel, train, c, None)
@@ -137,4 +182,4 @@ def lda_sweep(diffs: np.ndarray, relations: Sequence[str], components: Sequence[
                            "null_sd": float(np.std(r["null"]))} for c, r in rows.items()]
                          ).set_index("n_components")
     return LDASweep(table=table, raw=float(np.mean(raw)), best=int(table["heldout"].idxmax()),
-                    n_pairs=len(x), n_relations=k, shrinkage=shrinkage)
+                    n_pairs=len(x), n_relations=k, shrinkage=shrinkage, shrinkages=used)

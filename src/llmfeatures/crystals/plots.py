@@ -150,4 +150,24 @@ def plot_gallery(candidates: pd.DataFrame, vectors: np.ndarray, words: Sequence[
     return fig
 
 
+def plot_quad_scores(scores: pd.DataFrame, best: float | None = None,
+                     best_label: str = "a score the search ranks first", title: str = "") -> Figure:
+    """Histogram (density) of the parallelogram score of planted and random quadrilaterals
+    (:func:`~llmfeatures.crystals.search.quad_scores`); ``best``: a score to mark (dashed line,
+    labelled ``best_label``), e.g. the ``k``-th best candidate of the search."""
+    fig, ax = plt.subplots(figsize=(6.6, 3.9))
+    bins = np.linspace(min(-0.2, float(scores.score.min())), 1.0, 49)
+    for colour, kind in zip(("tab:gray", "tab:blue"), ("random", "planted")):
+        s = scores.loc[scores.kind == kind, "score"]
+        ax.hist(s, bins=bins, density=True, alpha=0.55, color=colour,
+                label=f"{kind} quadrilaterals (n = {len(s):,})")
+    if best is not None:
+        ax.axvline(best, ls="--", color="black", label=best_label)
+    ax.set(xlabel="parallelogram score (weaker pair of sides: cosine x length ratio)",
+           ylabel="density", title=title or "planted against random quadrilaterals")
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 fit_module_figures(globals())
