@@ -54,8 +54,9 @@ def _planted_model(task: TaskConfig) -> ICLTransformer:
         idx = dims[basis][:, None, :].expand(-1, i + 1, -1)
         X = xs[:, : i + 1].gather(2, idx)  # (B, i + 1, rank)
         A, y = X[:, :i], ys[:, :i, None]
-        eye = 1e-9 * torch.eye(A.shape[-1], dtype=A.dtype)
-        w = torch.linalg.solve(A.transpose(1, 2) @ A + eye, A.transpose(1, 2) @ y)
+        # minimum-norm least squares: with fewer pairs than dimensions (i < rank) A^T A is
+        # singular, and a tiny ridge (1e-9) is below float32's resolution on some builds
+        w = torch.linalg.pinv(A) @ y
         return (X @ w).squeeze(-1)
 
     def encode(act: torch.Tensor, hook=None) -> torch.Tensor:
